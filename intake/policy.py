@@ -1,0 +1,175 @@
+"""The support policy: severities, their meanings and response goals, and when a goal falls due.
+
+Built from the ``[severity.N]`` and ``[calendar]`` tables of the config file over built-in
+defaults (Severity 1: 1 hour and 2: 2 hours around the clock, 3: 3 days, 4: 5 business days).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from intake.errors import ConfigError
+
+SEVERITIES = (1, 2, 3, 4)
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+GOAL_UNITS = ("hours", "days", "business_days")
+
+DEFAULT_SEVERITIES: dict[int, dict[str, Any]] = {
+    1: {
+        "name": "Critical",
+        "hours": 1,
+        "around_the_clock": True,
+        "meaning": "service down, you cannot continue work",
+    },
+    2: {
+        "name": "Serious",
+        "hours": 2,
+        "around_the_clock": True,
+        "meaning": "severe loss of service, important features unavailable, no workaround",
+    },
+    3: {"name": "Minor", "days": 3, "meaning": "minor loss of service, a workaround may be needed"},
+    4: {
+        "name": "Information",
+        "business_days": 5,
+        "meaning": "information, an enhancement or a documentation question",
+    },
+}
+
+
+@dataclass(frozen=True)
+class SeverityLevel:
+    number: int
+    name: str
+    meaning: str
+    goal_amount: int
+    goal_unit: str  # one of GOAL_UNITS
+    around_the_clock: bool
+
+    def describe_goal(self) -> str:
+        unit = self.goal_unit.replace("_", " ")
+        if self.goal_amount == 1:
+            unit = unit.removesuffix("s")
+        return f"{self.goal_amount} {unit}"
+
+
+@dataclass(frozen=True)
+class Calendar:
+    timezone: ZoneInfo
+    business_days: frozenset[int]  # weekday numbers, Monday = 0
+    holidays: frozenset[dt.date]
+
+    def is_business_day(self, day: dt.date) -> bool:
+        return day.weekday() in self.business_days and day not in self.holidays
+
+
+@dataclass(frozen=True)
+class Policy:
+    levels: Mapping[int, SeverityLevel]
+    calendar: Calendar
+    default_severity: int
+
+    def level(self, severity: int) -> SeverityLevel:
+        return self.levels[severity]
+
+    def response_due(self, severity: int, start: dt.datetime) -> dt.datetime:
+        """When the response goal of ``severity`` falls due for something received at ``start``."""
+        if start.utcoffset() is None:
+            raise ValueError("response_due needs an aware datetime, not a naive one")
+        level = self.levels[severity]
+        start = start.astimezone(dt.UTC)  # elapsed time, whatever the clocks on the wall do
+        if level.goal_unit == "hours":
+            return start + dt.timedelta(hours=level.goal_amount)
+        if level.goal_unit == "days":
+            return start + dt.timedelta(days=level.goal_amount)
+        return self._add_business_days(start, level.goal_amount)
+
+    def _add_business_days(self, start: dt.datetime, count: int) -> dt.datetime:
+        """N business days later, at the same local time; something received on a day off
+        counts from the start of the next business day."""
+        local = start.astimezone(self.calendar.timezone)
+        day, time_of_day = local.date(), local.time()
+        if not self.calendar.is_business_day(day):
+            day, time_of_day = self._next_business_day(day), dt.time(0)
+        for _ in range(count):
+            day = self._next_business_day(day)
+        due = dt.datetime.combine(day, time_of_day, tzinfo=self.calendar.timezone)
+        return due.astimezone(dt.UTC)
+
+    def _next_business_day(self, day: dt.date) -> dt.date:
+        day += dt.timedelta(days=1)
+        while not self.calendar.is_business_day(day):
+            day += dt.timedelta(days=1)
+        return day
+
+
+def load_policy(tables: Mapping[str, Any]) -> Policy:
+    """Build the policy from the config file's tables; a bad entry raises ConfigError."""
+    given = tables.get("severity", {})
+    if not isinstance(given, Mapping) or not all(isinstance(t, Mapping) for t in given.values()):
+        raise ConfigError("Each severity is a table of its own, such as [severity.4].")
+    unknown = [k for k in given if k not in {str(s) for s in SEVERITIES}]
+    if unknown:
+        raise ConfigError(f"[severity.{unknown[0]}]: severities are 1, 2, 3 and 4.")
+    levels = {
+        n: _level(n, DEFAULT_SEVERITIES[n] | _goal_override(given.get(str(n), {})))
+        for n in SEVERITIES
+    }
+    default = tables.get("default_severity", 3)
+    if isinstance(default, bool) or default not in SEVERITIES:
+        raise ConfigError(f"Setting 'default_severity' must be 1, 2, 3 or 4, not {default!r}.")
+    return Policy(levels, _calendar(tables.get("calendar", {})), default)
+
+
+def _goal_override(table: Mapping[str, Any]) -> dict[str, Any]:
+    """A table that names a goal unit replaces the default's unit rather than adding to it."""
+    if any(unit in table for unit in GOAL_UNITS):
+        return dict.fromkeys(GOAL_UNITS) | dict(table)
+    return dict(table)
+
+
+def _level(number: int, table: Mapping[str, Any]) -> SeverityLevel:
+    where = f"[severity.{number}]"
+    allowed = {"name", "meaning", "around_the_clock", *GOAL_UNITS}
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"{where}: unknown key '{key}'.")
+    goals = [(unit, table[unit]) for unit in GOAL_UNITS if table.get(unit) is not None]
+    if len(goals) != 1:
+        raise ConfigError(f"{where} must give its response goal in one of {', '.join(GOAL_UNITS)}.")
+    unit, amount = goals[0]
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount < 1:
+        raise ConfigError(f"{where} {unit} must be a whole number above 0, not {amount!r}.")
+    return SeverityLevel(
+        number,
+        str(table["name"]),
+        str(table["meaning"]),
+        amount,
+        unit,
+        bool(table.get("around_the_clock", False)),
+    )
+
+
+def _calendar(table: Mapping[str, Any]) -> Calendar:
+    if not isinstance(table, Mapping):
+        raise ConfigError("[calendar] must be a table, with timezone, business_days, holidays.")
+    for key in table:
+        if key not in ("timezone", "business_days", "holidays"):
+            raise ConfigError(f"[calendar]: unknown key '{key}'.")
+    try:
+        zone = ZoneInfo(str(table.get("timezone", "UTC")))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"[calendar] timezone {table.get('timezone')!r} is not known.") from None
+    names = table.get("business_days", list(WEEKDAYS[:5]))
+    if not names or not all(isinstance(n, str) and n.lower()[:3] in WEEKDAYS for n in names):
+        raise ConfigError(
+            '[calendar] business_days must list one or more days such as "mon", "tue".'
+        )
+    holidays = table.get("holidays", [])
+    if not all(isinstance(h, dt.date) and not isinstance(h, dt.datetime) for h in holidays):
+        raise ConfigError("[calendar] holidays must list dates such as 2026-12-25.")
+    days = frozenset(WEEKDAYS.index(n.lower()[:3]) for n in names)
+    return Calendar(zone, days, frozenset(holidays))

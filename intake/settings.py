@@ -1,0 +1,196 @@
+"""Settings: built-in defaults, then the TOML file, then the environment, into one frozen object.
+
+A bad value stops start-up with one sentence naming the key (see CONTRACT §3).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from intake.errors import ConfigError
+
+ENV_PREFIX = "INTAKE_"
+# Twilio's variables keep Twilio's own names in the environment.
+UNPREFIXED_ENV = ("twilio_account_sid", "twilio_auth_token", "twilio_phone_number")
+# Tables that only the TOML file can hold; they are read by the policy module.
+POLICY_TABLES = ("severity", "calendar", "rota", "default_severity")
+SENDER_AUTH_MODES = ("enforce", "monitor", "off")
+LOG_FORMATS = ("text", "json")
+ACK_LIMIT_WINDOWS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the gateway; built once by :func:`load_settings` and passed down."""
+
+    config: str = "config/intake.toml"
+    var_dir: str = "var"
+    database_url: str = "sqlite:///var/intake.db"
+    redis_url: str = ""  # empty: an embedded Redis under var/
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    web_host: str = "127.0.0.1"
+    web_port: int = 8080
+    public_url: str = "http://127.0.0.1:8080"
+    support_addresses: tuple[str, ...] = ("support@intake.localhost",)
+    outbound_smtp_url: str = ""  # empty: acknowledgments go to the maildir var/outbox/
+    ack_from: str = "support@intake.localhost"
+    imap_url: str = ""
+    sender_auth: str = "enforce"
+    dns_resolver: str = ""
+    ack_limit: str = "20/hour"
+    secret_key: str = ""  # empty: generated into var/ on first start
+    max_message_size: int = 25 * 1024 * 1024
+    log_level: str = "INFO"
+    log_format: str = "text"
+    queue_name: str = "intake"
+    sweep_interval: int = 30  # seconds between outbox sweeps (re-enqueueing what Redis lost)
+    job_timeout: int = 120  # seconds a job may run; one started longer ago is taken for dead
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_phone_number: str = ""
+    twilio_api_base: str = ""
+    policy: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def var_path(self) -> Path:
+        return Path(self.var_dir)
+
+    @property
+    def ack_limit_count_and_window(self) -> tuple[int, int]:
+        count, _, unit = self.ack_limit.partition("/")
+        return int(count), ACK_LIMIT_WINDOWS[unit]
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some values changed, validated like a fresh load."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)} | changes
+        return _validated(Settings(**values))
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Read defaults, the TOML file named by INTAKE_CONFIG, then the environment, then overrides."""
+    env = os.environ if env is None else env
+    config_path = env.get(ENV_PREFIX + "CONFIG", Settings.config)
+    values: dict[str, Any] = {"config": config_path}
+    file_values = _read_toml(Path(config_path), required=ENV_PREFIX + "CONFIG" in env)
+    policy = {k: file_values.pop(k) for k in POLICY_TABLES if k in file_values}
+    values |= {k: _coerce(k, v, "in " + config_path) for k, v in file_values.items()}
+    values |= _from_environment(env)
+    values |= {k: _coerce(k, v, "given") for k, v in (overrides or {}).items()}
+    values["policy"] = policy
+    return _validated(Settings(**values))
+
+
+def _field_types() -> dict[str, str]:
+    return {f.name: str(f.type) for f in fields(Settings) if f.name != "policy"}
+
+
+def _read_toml(path: Path, *, required: bool) -> dict[str, Any]:
+    if not path.exists():
+        if required:
+            raise ConfigError(f"INTAKE_CONFIG names {path}, which does not exist.")
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read: {exc.strerror or exc}.") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}.") from exc
+    known = set(_field_types()) | set(POLICY_TABLES)
+    for key in data:
+        if key not in known or key == "config":
+            raise ConfigError(f"{path}: unknown setting '{key}'.")
+    return data
+
+
+def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in _field_types():
+        if name in ("config", "policy"):
+            continue
+        env_name = name.upper() if name in UNPREFIXED_ENV else ENV_PREFIX + name.upper()
+        if env_name in env:
+            values[name] = _coerce(name, env[env_name], "in " + env_name)
+    return values
+
+
+def _coerce(name: str, value: Any, where: str) -> Any:
+    kind = _field_types().get(name)
+    if kind is None:
+        raise ConfigError(f"Unknown setting '{name}' {where}.")
+    if kind == "int":
+        return _as_int(name, value, where)
+    if kind.startswith("tuple"):
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return tuple(str(i).strip().lower() for i in items if str(i).strip())
+    if not isinstance(value, str):
+        raise ConfigError(f"Setting '{name}' {where} must be a string, not {value!r}.")
+    return value.strip()
+
+
+def _as_int(name: str, value: Any, where: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise ConfigError(
+            f"Setting '{name}' {where} must be a whole number, not {value!r}."
+        ) from None
+
+
+def _validated(s: Settings) -> Settings:
+    for name in ("smtp_port", "web_port"):
+        port = getattr(s, name)
+        if not 1 <= port <= 65535:
+            raise ConfigError(f"Setting '{name}' must be a port between 1 and 65535, not {port}.")
+    _check_url("database_url", s.database_url, ("sqlite", "postgresql", "postgresql+psycopg"))
+    if s.redis_url:
+        _check_url("redis_url", s.redis_url, ("redis", "rediss", "unix"))
+    _check_url("public_url", s.public_url, ("http", "https"))
+    if s.outbound_smtp_url:
+        _check_url("outbound_smtp_url", s.outbound_smtp_url, ("smtp", "smtps"))
+    if s.imap_url:
+        _check_url("imap_url", s.imap_url, ("imap", "imaps"))
+    if s.twilio_api_base:
+        _check_url("twilio_api_base", s.twilio_api_base, ("http", "https"))
+    _check_choice("sender_auth", s.sender_auth, SENDER_AUTH_MODES)
+    _check_choice("log_format", s.log_format, LOG_FORMATS)
+    if not re.fullmatch(r"[1-9]\d*/(minute|hour|day)", s.ack_limit):
+        raise ConfigError(f"Setting 'ack_limit' must look like '20/hour', not {s.ack_limit!r}.")
+    if not s.support_addresses or not all("@" in a for a in s.support_addresses):
+        raise ConfigError("Setting 'support_addresses' must list one or more email addresses.")
+    if not 1 <= s.sweep_interval <= 3600:
+        raise ConfigError("Setting 'sweep_interval' must be between 1 and 3600 seconds.")
+    if not 1 <= s.job_timeout <= 3600:
+        raise ConfigError("Setting 'job_timeout' must be between 1 and 3600 seconds.")
+    if s.max_message_size < 1024:
+        raise ConfigError("Setting 'max_message_size' must be at least 1024 bytes.")
+    return s
+
+
+def _check_url(name: str, url: str, schemes: tuple[str, ...]) -> None:
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError for a port that is not a number or out of range
+    except ValueError as exc:
+        raise ConfigError(f"Setting '{name}' is not a valid URL ({exc}): {url!r}.") from None
+    if parts.scheme not in schemes:
+        wanted = ", ".join(f"{s}://" for s in schemes)
+        raise ConfigError(f"Setting '{name}' must be a URL starting with {wanted}; got {url!r}.")
+    if parts.scheme in ("http", "https", "smtp", "smtps", "imap", "imaps") and not parts.hostname:
+        raise ConfigError(f"Setting '{name}' must name a host: {url!r}.")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"Setting '{name}' must be one of {', '.join(choices)}; got {value!r}.")

@@ -1,0 +1,151 @@
+"""Test helpers: data seeding, free ports, a real SMTP relay that records what it receives."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from email.utils import make_msgid
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+from intake.db import Database
+from intake.models import Contact, ContactEmail, Customer
+
+TODAY = dt.date.today()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def add_contact(
+    db: Database,
+    email: str,
+    *,
+    customer: str = "Acme Corp",
+    role: str = "technical",
+    active: bool = True,
+    support_end: dt.date | None = None,
+    phone: str | None = None,
+    name: str = "Ada Lovelace",
+) -> int:
+    """A customer (made if new) with one contact; returns the contact's id."""
+    with db.transaction() as session:
+        cust = session.query(Customer).filter_by(name=customer).one_or_none()
+        if cust is None:
+            cust = Customer(
+                name=customer,
+                offering="IXCloud",
+                support_start=TODAY - dt.timedelta(days=365),
+                support_end=support_end or TODAY + dt.timedelta(days=365),
+            )
+            session.add(cust)
+            session.flush()
+        contact = Contact(
+            customer_id=cust.id,
+            name=name,
+            role=role,
+            active=active,
+            phone=phone,
+            available_24x7=True,
+        )
+        contact.emails.append(ContactEmail(address=email.lower()))
+        session.add(contact)
+        session.flush()
+        return contact.id
+
+
+def make_mail(
+    sender: str,
+    subject: str,
+    body: str = "The export job fails.\n",
+    *,
+    to: str = "support@intake.localhost",
+    headers: dict[str, str] | None = None,
+    size: int = 0,
+) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Message-ID"] = make_msgid(domain="client.example")
+    msg["Date"] = "Fri, 27 Nov 2026 10:00:00 +0000"
+    for name, value in (headers or {}).items():
+        msg[name] = value
+    if size:
+        body += ("Log line: the export job failed with code 17 at step 4.\n" * (size // 57 + 1))[
+            : max(0, size - len(body))
+        ]
+    msg.set_content(body)
+    return msg
+
+
+@dataclass
+class RecordingHandler:
+    """A relay's handler: keeps each message it accepted; can hold the reply for a while."""
+
+    messages: list[EmailMessage] = field(default_factory=list)
+    envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
+    delay: float = 0.0
+    refuse_with: str | None = None
+    received: threading.Event = field(default_factory=threading.Event)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.refuse_with:
+            return self.refuse_with
+        if self.delay:
+            await asyncio.sleep(self.delay)
+            if server.transport is None or server.transport.is_closing():
+                return "421 4.4.2 client gone"  # the client died before our 250: not accepted
+        msg = message_from_bytes(envelope.original_content, policy=policy.default)
+        assert isinstance(msg, EmailMessage)
+        self.messages.append(msg)
+        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        self.received.set()
+        return "250 2.0.0 queued"
+
+
+class Relay:
+    """A real aiosmtpd server on a free port, standing in for the outbound mail relay."""
+
+    def __init__(self) -> None:
+        self.handler = RecordingHandler()
+        self.port = free_port()
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        return self.handler.messages
+
+    def start(self) -> Relay:
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
+    """Poll until predicate() is truthy; fail the test with the timeout otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
