@@ -1,0 +1,195 @@
+"""The SMTP door (aiosmtpd): replies per CONTRACT §5, and 250 only once the message and its
+outcome are committed. Database work runs in a thread pool, off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, AnyStr
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from intake.channels.mail import inbound_from_mail
+from intake.db import Database
+from intake.errors import StorageUnavailable
+from intake.models import IntakeRecord
+from intake.pipeline import Decision, record
+from intake.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TRY_LATER = "451 4.3.0 The message could not be stored just now; please try again later."
+MAX_RECIPIENTS = 50
+# A session may sit idle between commands this long; DATA of the largest allowed message over a
+# slow (1 Mbit/s) link fits within it.
+SESSION_TIMEOUT = 300
+
+Enqueue = Callable[[int], object]
+
+
+def reply_for(decision: Decision) -> str:
+    if decision.outcome == "rejected":
+        return f"550 5.7.1 {decision.sentence}"
+    return "250 2.0.0 Message accepted"
+
+
+class IntakeHandler:
+    """aiosmtpd handler hooks: recipients at RCPT, the pipeline at DATA."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        enqueue: Enqueue | None,
+        executor: ThreadPoolExecutor,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.enqueue = enqueue
+        self.executor = executor
+        self.support_addresses = frozenset(a.lower() for a in settings.support_addresses)
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if address.lower() not in self.support_addresses:
+            return f"550 5.1.1 <{address}>: no such mailbox here; write to " + ", ".join(
+                sorted(self.support_addresses)
+            )
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return "452 4.5.3 Too many recipients"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self.executor, self.accept, raw, envelope)
+        except StorageUnavailable as exc:
+            log.error("storage unavailable, answered 451: %s", exc)
+            return TRY_LATER
+
+    def accept(self, raw: bytes, envelope: Envelope) -> str:
+        """Decide, commit, then hand the rest to a worker; runs in the thread pool."""
+        message = inbound_from_mail(
+            raw, recipients=tuple(envelope.rcpt_tos), envelope_sender=envelope.mail_from
+        )
+        decision, intake_id = record(self.db, message)
+        if (
+            decision.outcome in ("accepted", "appended")
+            and decision.duplicate_of is None
+            and self.enqueue is not None
+        ):
+            self.enqueue(intake_id)
+        log.info(
+            "intake #%s from %s: %s %s",
+            intake_id,
+            message.sender or "?",
+            decision.outcome,
+            decision.reason,
+        )
+        return reply_for(decision)
+
+    def record_too_large(self, sender: str, recipients: tuple[str, ...]) -> None:
+        """A message over the size limit leaves a rejected row too (its bytes are not kept)."""
+        with self.db.transaction() as session:
+            session.add(
+                IntakeRecord(
+                    channel="email",
+                    sender=sender[:320],
+                    recipients=",".join(recipients),
+                    dedupe_key=f"too_large:{uuid.uuid4()}",
+                    outcome="rejected",
+                    reason="too_large",
+                    detail=f"over the limit of {self.settings.max_message_size} bytes",
+                )
+            )
+
+    async def handle_exception(self, error: Exception) -> str:
+        # Whatever went wrong, the sender keeps the message and tries again: never a 500.
+        log.exception("unexpected error in an SMTP session", exc_info=error)
+        return TRY_LATER
+
+
+class IntakeSMTP(SMTP):
+    """aiosmtpd's SMTP with the contract's wording for oversized mail."""
+
+    event_handler: IntakeHandler
+
+    _refused_sender: str = ""
+    _data_envelope: Envelope | None = None
+
+    async def smtp_MAIL(self, arg: str) -> None:
+        # A SIZE= over the limit is refused here, before the envelope records the sender.
+        self._refused_sender = arg.partition("<")[2].partition(">")[0] if arg else ""
+        await super().smtp_MAIL(arg)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        self._data_envelope = self.envelope  # reset before the size reply is pushed
+        await super().smtp_DATA(arg)
+
+    async def push(self, status: AnyStr) -> None:
+        if isinstance(status, str) and status.startswith("552 Error"):
+            await self._record_too_large(status)
+            status = (
+                f"552 5.3.4 Message too big: the limit is "
+                f"{self.data_size_limit} bytes; send large files as a link."
+            )
+        await super().push(status)
+
+    async def _record_too_large(self, status: str) -> None:
+        if "Too much mail data" in status and self._data_envelope is not None:
+            sender, recipients = self._data_envelope.mail_from, self._data_envelope.rcpt_tos
+        else:  # declared with SIZE= at MAIL FROM
+            sender, recipients = self._refused_sender, []
+        handler = self.event_handler
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(
+                handler.executor, handler.record_too_large, sender or "", tuple(recipients)
+            )
+        except Exception:
+            log.exception("could not log an oversized message")
+
+
+class SmtpDoor(Controller):
+    """The listener: an aiosmtpd controller running IntakeSMTP in its own thread and loop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        enqueue: Enqueue | None,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        workers: int = 4,
+    ) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smtp-db")
+        self.intake_handler = IntakeHandler(settings, db, enqueue, self.executor)
+        super().__init__(
+            self.intake_handler,
+            hostname=host or settings.smtp_host,
+            port=settings.smtp_port if port is None else port,
+            data_size_limit=settings.max_message_size,
+            timeout=SESSION_TIMEOUT,
+            ready_timeout=10,
+        )
+
+    def factory(self) -> IntakeSMTP:
+        kwargs: dict[str, Any] = dict(self.SMTP_kwargs)
+        return IntakeSMTP(self.handler, **kwargs)
+
+    def stop(self, no_assert: bool = False) -> None:
+        super().stop(no_assert=no_assert)
+        self.executor.shutdown(wait=True)

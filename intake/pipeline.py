@@ -1,0 +1,182 @@
+"""The intake pipeline: the decision every inbound item gets before the door answers.
+
+One ordered table of small named steps (in the manner of Mailman's rules). Each step looks at
+the item and either decides its outcome or passes it on; the first decision wins. The decision
+and the raw item are committed as one intake-log row before the door replies, so a 250 or a
+TwiML answer always stands on something durable. The rest (opening the request, the
+acknowledgment) is done by a worker from the row, see :mod:`intake.processing`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session
+
+from intake.contacts import ContactView, find_contact_by_email, refusal_for
+from intake.db import Database
+from intake.errors import StorageUnavailable
+from intake.inbound import InboundMessage
+from intake.models import IntakeRecord, OutboxMessage, ServiceRequest, parse_request_number
+
+OUTCOMES = ("accepted", "appended", "rejected", "quarantined", "suppressed", "duplicate")
+# Outcomes that still need a worker to finish them (open the request, append the message).
+PENDING_OUTCOMES = ("accepted", "appended")
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: str
+    reason: str = ""
+    sentence: str = ""  # for rejections: what the sender is told
+    contact_id: int | None = None
+    request_id: int | None = None
+    duplicate_of: int | None = None
+
+
+@dataclass
+class Context:
+    """What the steps share while deciding one item."""
+
+    session: Session
+    message: InboundMessage
+    contact: ContactView | None = None
+
+
+Step = Callable[[Context], Decision | None]
+
+
+def find_duplicate(ctx: Context) -> Decision | None:
+    """The same item delivered again (a lost 250, an IMAP replay, a Twilio retry)."""
+    original = ctx.session.execute(
+        select(
+            IntakeRecord.id, IntakeRecord.outcome, IntakeRecord.reason, IntakeRecord.detail
+        ).where(IntakeRecord.dedupe_key == ctx.message.dedupe_key)
+    ).first()
+    if original is None:
+        return None
+    # A repeat of a refused item is refused again, with the same sentence.
+    outcome = "rejected" if original.outcome == "rejected" else "duplicate"
+    return Decision(outcome, original.reason, original.detail, duplicate_of=original.id)
+
+
+def suppress_automatic(ctx: Context) -> Decision | None:
+    """Auto-replies, bounces and list mail are kept but never answered."""
+    if ctx.message.automatic:
+        return Decision("suppressed", ctx.message.automatic)
+    return None
+
+
+def check_entitlement(ctx: Context) -> Decision | None:
+    """Only an active registered contact of a supported customer may open a request."""
+    msg = ctx.message
+    ctx.contact = find_contact_by_email(ctx.session, msg.sender) if msg.sender else None
+    refusal = refusal_for(ctx.contact, msg.sender, msg.received_at.date(), msg.category)
+    if refusal is None:
+        return None
+    contact_id = ctx.contact.contact_id if ctx.contact else None
+    return Decision("rejected", refusal.reason, refusal.sentence, contact_id=contact_id)
+
+
+def find_request_replied_to(ctx: Context) -> Decision | None:
+    """A follow-up names one of the customer's requests, in its subject or its threading headers."""
+    assert ctx.contact is not None  # check_entitlement ran before
+    for request_id in _candidate_requests(ctx.session, ctx.message):
+        customer_id = ctx.session.scalar(
+            select(ServiceRequest.customer_id).where(ServiceRequest.id == request_id)
+        )
+        if customer_id == ctx.contact.customer_id:
+            return Decision(
+                "appended", "follow_up", contact_id=ctx.contact.contact_id, request_id=request_id
+            )
+    return None
+
+
+def accept_new_request(ctx: Context) -> Decision:
+    assert ctx.contact is not None
+    return Decision("accepted", "new_request", contact_id=ctx.contact.contact_id)
+
+
+def _candidate_requests(session: Session, msg: InboundMessage) -> list[int]:
+    ids = [i for n in msg.request_numbers if (i := parse_request_number(n)) is not None]
+    threads = [m for m in (*msg.in_reply_to, *msg.references) if m]
+    if threads:
+        ids += [
+            i
+            for i in session.scalars(
+                select(OutboxMessage.request_id).where(OutboxMessage.message_id.in_(threads[:50]))
+            )
+            if i is not None
+        ]
+    return list(dict.fromkeys(ids))
+
+
+# The order matters: a duplicate is recognised before anything else, machine mail is never
+# refused (a refusal would answer a robot), and only an entitled sender can reach a request.
+STEPS: tuple[tuple[str, Step], ...] = (
+    ("dedupe", find_duplicate),
+    ("classify", suppress_automatic),
+    ("entitle", check_entitlement),
+    ("correlate", find_request_replied_to),
+    ("open", accept_new_request),
+)
+
+
+def decide(session: Session, message: InboundMessage) -> Decision:
+    ctx = Context(session, message)
+    for _name, step in STEPS:
+        decision = step(ctx)
+        if decision is not None:
+            return decision
+    raise AssertionError("the last step always decides")
+
+
+def record(db: Database, message: InboundMessage) -> tuple[Decision, int]:
+    """Decide the item's outcome and commit it with the raw bytes; returns the intake row's id.
+
+    Raises StorageUnavailable when the database cannot store it (the door answers 'try later').
+    """
+    try:
+        try:
+            return _decide_and_store(db, message)
+        except IntegrityError:
+            # A concurrent delivery of the same item won the race; deciding again finds it.
+            return _decide_and_store(db, message)
+    except DBAPIError as exc:
+        raise StorageUnavailable(str(exc.orig or exc)) from exc
+
+
+def _decide_and_store(db: Database, message: InboundMessage) -> tuple[Decision, int]:
+    with db.transaction() as session:
+        decision = decide(session, message)
+        row = _intake_row(message, decision)
+        session.add(row)
+        session.flush()
+        return decision, row.id
+
+
+def _intake_row(msg: InboundMessage, decision: Decision) -> IntakeRecord:
+    repeat = decision.duplicate_of is not None
+    detail = f"same as intake #{decision.duplicate_of}" if repeat else decision.sentence
+    return IntakeRecord(
+        channel=msg.channel,
+        received_at=msg.received_at,
+        sender=msg.sender[:320],
+        recipients=",".join(msg.recipients),
+        subject=msg.subject,
+        message_id=msg.message_id[:998],
+        # A repeat gets its own row, keyed apart from the original, and no second raw copy.
+        dedupe_key=f"{msg.dedupe_key}:repeat:{uuid.uuid4().hex}" if repeat else msg.dedupe_key,
+        outcome="duplicate" if repeat else decision.outcome,
+        reason=decision.reason,
+        detail=detail,
+        state="pending" if decision.outcome in PENDING_OUTCOMES and not repeat else "done",
+        contact_id=decision.contact_id,
+        request_id=decision.request_id,
+        size=len(msg.raw),
+        raw=None if repeat else msg.raw,
+    )
