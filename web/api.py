@@ -1,0 +1,295 @@
+"""The JSON API under ``/api`` (CONTRACT §7), read side: health, requests and the intake log.
+
+Every route but ``/api/health`` needs an API token (or, later, a staff session). Every error
+under ``/api`` is JSON: ``{"error": {"code": "...", "message": "..."}}``.
+
+Lists are newest first and paged by keyset, never OFFSET and never COUNT(*): rows are ordered
+by (time, id) descending, which the (created_at, id) and (received_at, id) indexes serve, and
+``next`` is an opaque cursor naming the last row of the page (null on the last page). Empty
+query parameters count as absent; ``limit`` defaults to 50 and is capped at 200.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from flask import Blueprint, Flask, Response, jsonify, request
+from sqlalchemy import ColumnElement, false, select, tuple_
+from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload, load_only, selectinload
+from werkzeug.exceptions import HTTPException, NotFound, UnprocessableEntity
+from werkzeug.wrappers import Response as BaseResponse
+
+from intake.health import component_status
+from intake.models import (
+    Contact,
+    ContactEmail,
+    Customer,
+    IntakeRecord,
+    ServiceRequest,
+    format_request_number,
+    parse_request_number,
+)
+from web import services
+from web.auth import require_staff_or_token
+from web.serialize import intake_json, request_detail_json, request_json
+
+API_PREFIX = "/api"
+bp = Blueprint("api", __name__, url_prefix=API_PREFIX)
+PUBLIC_ENDPOINTS = frozenset({"api.health"})
+
+REQUEST_STATUSES = ("new", "acknowledged", "in_progress", "resolved", "closed")
+CHANNELS = ("email", "phone")
+OUTCOMES = ("accepted", "appended", "rejected", "quarantined", "suppressed", "duplicate")
+SEVERITIES = (1, 2, 3, 4)
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+MAX_ID = 2**63 - 1  # the largest BIGINT; larger ids cannot exist and would upset PostgreSQL
+CURSOR_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
+
+# What the intake list shows: never the raw message, which may be megabytes.
+INTAKE_LIST_COLUMNS = (
+    IntakeRecord.channel,
+    IntakeRecord.sender,
+    IntakeRecord.subject,
+    IntakeRecord.outcome,
+    IntakeRecord.reason,
+    IntakeRecord.received_at,
+    IntakeRecord.request_id,
+)
+
+
+Row = TypeVar("Row", ServiceRequest, IntakeRecord)
+
+
+class InvalidParameter(UnprocessableEntity):
+    """A query parameter has a value the API does not accept."""
+
+    error_code = "invalid_parameter"
+
+
+@bp.before_request
+def _authenticate() -> None:
+    if request.endpoint not in PUBLIC_ENDPOINTS:
+        require_staff_or_token()
+
+
+@bp.get("/health")
+def health() -> Response:
+    """200 while the database and Redis answer, 503 otherwise; see intake.health for the parts."""
+    state = services()
+    healthy, components = component_status(state.db, state.redis)
+    body = {"status": "ok" if healthy else "degraded", "components": components}
+    return json_response(body, 200 if healthy else 503)
+
+
+@bp.get("/requests")
+def list_requests() -> Response:
+    """Requests, newest first, filtered by status, severity, channel, customer and contact."""
+    limit, after = page_args()
+    with services().db.sessions() as session:
+        conditions = request_conditions(session)
+        if after is not None:
+            conditions.append(after_row(session, ServiceRequest, after))
+        stmt = (
+            select(ServiceRequest)
+            .where(*conditions)
+            .options(
+                joinedload(ServiceRequest.customer),
+                joinedload(ServiceRequest.contact).selectinload(Contact.emails),
+            )
+            .order_by(ServiceRequest.created_at.desc(), ServiceRequest.id.desc())
+            .limit(limit + 1)
+        )
+        return page_response(session.scalars(stmt).all(), limit, request_json)
+
+
+@bp.get("/requests/<number>")
+def get_request(number: str) -> Response:
+    """One request with its events; 404 for a number that is malformed or unknown."""
+    request_id = parse_request_number(number)
+    if request_id is None or request_id > MAX_ID:
+        raise NotFound(f"{number!r} is not a request number like SR-000123.")
+    stmt = (
+        select(ServiceRequest)
+        .where(ServiceRequest.id == request_id)
+        .options(
+            joinedload(ServiceRequest.customer),
+            joinedload(ServiceRequest.contact).selectinload(Contact.emails),
+            selectinload(ServiceRequest.events),
+        )
+    )
+    with services().db.sessions() as session:
+        found = session.scalars(stmt).one_or_none()
+        if found is None:
+            raise NotFound(f"There is no request {format_request_number(request_id)}.")
+        return jsonify(request_detail_json(found))
+
+
+@bp.get("/intake")
+def list_intake() -> Response:
+    """The intake log, newest first, filtered by outcome and channel."""
+    limit, after = page_args()
+    conditions: list[ColumnElement[bool]] = []
+    if (outcome := choice_arg("outcome", OUTCOMES)) is not None:
+        conditions.append(IntakeRecord.outcome == outcome)
+    if (channel := choice_arg("channel", CHANNELS)) is not None:
+        conditions.append(IntakeRecord.channel == channel)
+    with services().db.sessions() as session:
+        if after is not None:
+            conditions.append(after_row(session, IntakeRecord, after))
+        stmt = (
+            select(IntakeRecord)
+            .where(*conditions)
+            .options(load_only(*INTAKE_LIST_COLUMNS))
+            .order_by(IntakeRecord.received_at.desc(), IntakeRecord.id.desc())
+            .limit(limit + 1)
+        )
+        return page_response(session.scalars(stmt).all(), limit, intake_json)
+
+
+def request_conditions(session: Session) -> list[ColumnElement[bool]]:
+    """The WHERE terms of the request list's filters.
+
+    Customer and contact are resolved to their ids first, so the planner sees constants (and
+    an unknown name answers an empty page at once).
+    """
+    conditions: list[ColumnElement[bool]] = []
+    if (status := choice_arg("status", REQUEST_STATUSES)) is not None:
+        conditions.append(ServiceRequest.status == status)
+    if (severity := severity_arg()) is not None:
+        conditions.append(ServiceRequest.severity == severity)
+    if (channel := choice_arg("channel", CHANNELS)) is not None:
+        conditions.append(ServiceRequest.channel == channel)
+    if (customer := text_arg("customer")) is not None:
+        customer_id = session.scalar(select(Customer.id).where(Customer.name == customer))
+        conditions.append(_equals_or_nothing(ServiceRequest.customer_id, customer_id))
+    if (email := text_arg("contact")) is not None:
+        by_address = select(ContactEmail.contact_id).where(ContactEmail.address == email.lower())
+        conditions.append(_equals_or_nothing(ServiceRequest.contact_id, session.scalar(by_address)))
+    return conditions
+
+
+def _equals_or_nothing(
+    column: InstrumentedAttribute[int], value: int | None
+) -> ColumnElement[bool]:
+    return column == value if value is not None else false()
+
+
+def after_row(
+    session: Session, model: type[ServiceRequest] | type[IntakeRecord], row_id: int
+) -> ColumnElement[bool]:
+    """Rows after ``row_id`` in (time, id) descending order: the keyset condition."""
+    time_column = _time_column(model)
+    anchor: dt.datetime | None = session.scalar(select(time_column).where(model.id == row_id))
+    if anchor is None:
+        raise InvalidParameter("'cursor' does not name a row of this list.")
+    return tuple_(time_column, model.id) < tuple_(anchor, row_id)
+
+
+def _time_column(
+    model: type[ServiceRequest] | type[IntakeRecord],
+) -> InstrumentedAttribute[dt.datetime]:
+    return ServiceRequest.created_at if model is ServiceRequest else IntakeRecord.received_at
+
+
+def page_response(rows: Sequence[Row], limit: int, to_json: Callable[[Row], Any]) -> Response:
+    """The first ``limit`` of ``rows`` (which hold one more when another page follows)."""
+    items = rows[:limit]
+    next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None
+    return jsonify({"items": [to_json(row) for row in items], "next": next_cursor})
+
+
+# Query parameters.
+
+
+def page_args() -> tuple[int, int | None]:
+    """``limit`` (default 50, at most 200) and the id named by ``cursor``, if any."""
+    limit = positive_int_arg("limit")
+    cursor = text_arg("cursor")
+    after = decode_cursor(cursor) if cursor is not None else None
+    return min(limit or DEFAULT_LIMIT, MAX_LIMIT), after
+
+
+def text_arg(name: str) -> str | None:
+    value = request.args.get(name, "").strip()
+    return value or None
+
+
+def choice_arg(name: str, choices: Sequence[str]) -> str | None:
+    value = text_arg(name)
+    if value is not None and value not in choices:
+        raise InvalidParameter(f"'{name}' must be one of {', '.join(choices)}; not {value!r}.")
+    return value
+
+
+def positive_int_arg(name: str) -> int | None:
+    value = text_arg(name)
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
+        raise InvalidParameter(f"'{name}' must be a positive whole number; not {value!r}.")
+    return int(value)
+
+
+def severity_arg() -> int | None:
+    value = text_arg("severity")
+    if value is None:
+        return None
+    if value not in {str(s) for s in SEVERITIES}:
+        raise InvalidParameter(f"'severity' must be 1, 2, 3 or 4; not {value!r}.")
+    return int(value)
+
+
+def encode_cursor(row_id: int) -> str:
+    return base64.urlsafe_b64encode(str(row_id).encode("ascii")).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The id inside a cursor made by :func:`encode_cursor`; anything else is a 422."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        row_id = int(text)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        row_id = 0
+    valid = CURSOR_PATTERN.fullmatch(cursor) and 0 < row_id <= MAX_ID
+    if not valid or encode_cursor(row_id) != cursor:
+        raise InvalidParameter("'cursor' is not a cursor this API handed out.")
+    return row_id
+
+
+# JSON errors.
+
+
+def register_json_errors(app: Flask) -> None:
+    """Render every HTTP error (401, 404, 405, 422, 500, ...) under /api as a JSON error."""
+    app.register_error_handler(HTTPException, _http_error)
+
+
+def _http_error(exc: HTTPException) -> BaseResponse:
+    if request.path != API_PREFIX and not request.path.startswith(API_PREFIX + "/"):
+        return exc.get_response()
+    return error_response(exc)
+
+
+def error_response(exc: HTTPException) -> Response:
+    """``{"error": {"code", "message"}}`` with the exception's status and headers (Allow,
+    WWW-Authenticate)."""
+    name = exc.name or "Error"
+    code = getattr(exc, "error_code", None) or re.sub(r"\W+", "_", name.lower())
+    body = {"error": {"code": code, "message": exc.description or name}}
+    response = json_response(body, exc.code or 500)
+    for header, value in exc.get_headers():
+        if header.lower() != "content-type":
+            response.headers[header] = value
+    return response
+
+
+def json_response(body: object, status: int) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    return response

@@ -1,0 +1,70 @@
+"""Model rows to the JSON shapes of CONTRACT §7. Times are ISO 8601 with their UTC offset.
+
+The functions read relationships (customer, contact and its addresses, events); callers load
+those eagerly, so serialising a page of requests costs no extra queries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from intake.models import (
+    Contact,
+    IntakeRecord,
+    RequestEvent,
+    ServiceRequest,
+    format_request_number,
+)
+
+Json = dict[str, Any]
+
+
+def iso(moment: dt.datetime | None) -> str | None:
+    """``2026-01-02T03:04:05+00:00``; the models hand back aware UTC datetimes."""
+    return moment.isoformat() if moment is not None else None
+
+
+def contact_json(contact: Contact) -> Json:
+    return {"name": contact.name, "email": contact.primary_email, "phone": contact.phone}
+
+
+def request_json(sr: ServiceRequest) -> Json:
+    """A request as in the list view (without its events)."""
+    return {
+        "number": sr.number,
+        "customer": sr.customer.name,
+        "contact": contact_json(sr.contact),
+        "channel": sr.channel,
+        "severity": sr.severity,
+        "initial_severity": sr.initial_severity,
+        "status": sr.status,
+        "subject": sr.subject,
+        "description": sr.description,
+        "created_at": iso(sr.created_at),
+        "response_due_at": iso(sr.response_due_at),
+        "acknowledged_at": iso(sr.acknowledged_at),
+    }
+
+
+def request_detail_json(sr: ServiceRequest) -> Json:
+    """A request with its events, oldest first (the single view)."""
+    return request_json(sr) | {"events": [event_json(e) for e in sr.events]}
+
+
+def event_json(event: RequestEvent) -> Json:
+    return {"type": event.type, "at": iso(event.at), "detail": event.detail}
+
+
+def intake_json(record: IntakeRecord) -> Json:
+    """One row of the intake log; ``reason`` is null where there is none (accepted mail)."""
+    return {
+        "id": record.id,
+        "channel": record.channel,
+        "sender": record.sender,
+        "subject": record.subject,
+        "outcome": record.outcome,
+        "reason": record.reason or None,
+        "received_at": iso(record.received_at),
+        "request": format_request_number(record.request_id) if record.request_id else None,
+    }
