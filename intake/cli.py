@@ -1,0 +1,276 @@
+"""The ``intake`` command: every process and administrative task of the gateway (CONTRACT §2).
+
+This module is the composition root: it alone wires settings, database, queue and the doors
+together, so it imports from every layer.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+from intake import __version__
+from intake.db import current_revision, upgrade
+from intake.errors import ConfigError, ImportFileError, IntakeError
+from intake.logs import setup_logging
+from intake.runtime import Runtime, build_runtime, install
+from intake.settings import Settings, load_settings
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings: Settings = ctx.obj["settings"]
+    return settings
+
+
+def _migrated_runtime(ctx: click.Context) -> Runtime:
+    rt = build_runtime(_settings(ctx))
+    if not rt.db.is_migrated():
+        raise click.ClickException(
+            f"The database {rt.db.engine.url.render_as_string()} has no schema yet: "
+            "run `intake db upgrade` first."
+        )
+    install(rt)
+    return rt
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="intake")
+@click.option(
+    "--config",
+    "config_path",
+    metavar="FILE",
+    help="Settings file (TOML); default $INTAKE_CONFIG or config/intake.toml.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="Log lines for people (text) or for a log pipeline (json).",
+)
+@click.option(
+    "--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False)
+)
+@click.pass_context
+def cli(
+    ctx: click.Context, config_path: str | None, log_format: str | None, log_level: str | None
+) -> None:
+    """The support desk's intake gateway: mail and calls from registered contacts become
+    service requests, acknowledged within their response goal.
+
+    Settings come from built-in defaults, then config/intake.toml (or --config), then
+    INTAKE_* environment variables. Start everything at once with `intake run --demo`.
+    """
+    import os
+
+    env = dict(os.environ)
+    if config_path:
+        env["INTAKE_CONFIG"] = config_path
+    overrides = {k: v for k, v in (("log_format", log_format), ("log_level", log_level)) if v}
+    try:
+        settings = load_settings(env, overrides)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    setup_logging(settings.log_level, settings.log_format, ctx.invoked_subcommand or "")
+    ctx.obj = {"settings": settings}
+
+
+@cli.group()
+def db() -> None:
+    """The database schema (Alembic migrations)."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Migrate the database to the newest schema (safe to run again)."""
+    url = _settings(ctx).database_url
+    upgrade(url)
+    click.echo(f"database at revision {current_revision(url)}")
+
+
+@db.command("current")
+@click.pass_context
+def db_current(ctx: click.Context) -> None:
+    """Print the schema revision the database is at."""
+    click.echo(current_revision(_settings(ctx).database_url) or "empty (no schema yet)")
+
+
+@cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--progress/--no-progress",
+    default=True,
+    show_default=True,
+    help="Show a progress bar while writing.",
+)
+@click.pass_context
+def import_command(ctx: click.Context, file: Path, progress: bool) -> None:
+    """Create or update customers and contacts from FILE (TOML, see the README).
+
+    Every row is checked first; if any has a problem, all problems are listed with their
+    line and nothing is written. Importing the same file twice changes nothing.
+    """
+    from intake.importer import import_file
+
+    rt = _migrated_runtime(ctx)
+    try:
+        report = import_file(rt.db, file, progress=progress)
+    except ImportFileError as exc:
+        for problem in exc.problems:
+            click.echo(f"{file}: {problem}", err=True)
+        raise click.ClickException(
+            f"{len(exc.problems)} problem(s); nothing was imported."
+        ) from None
+    click.echo(report.summary())
+
+
+@cli.group()
+def staff() -> None:
+    """Staff logins for the status pages."""
+
+
+@staff.command("add")
+@click.argument("username")
+@click.pass_context
+def staff_add(ctx: click.Context, username: str) -> None:
+    """Add a staff login; the password is read from standard input (or prompted for)."""
+    from intake.accounts import add_staff
+
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        add_staff(_migrated_runtime(ctx).db, username, password)
+    except IntakeError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"staff user {username} added")
+
+
+@cli.group()
+def token() -> None:
+    """API tokens for the JSON API and /metrics."""
+
+
+@token.command("create")
+@click.argument("name")
+@click.pass_context
+def token_create(ctx: click.Context, name: str) -> None:
+    """Create an API token named NAME and print it (it is shown only this once)."""
+    from intake.accounts import create_token
+
+    click.echo(create_token(_migrated_runtime(ctx).db, name))
+
+
+@cli.command()
+@click.option("--host", help="Address to listen on (default $INTAKE_SMTP_HOST).")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port (default $INTAKE_SMTP_PORT).")
+@click.option(
+    "--threads",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Database threads serving the sessions.",
+)
+@click.pass_context
+def smtp(ctx: click.Context, host: str | None, port: int | None, threads: int) -> None:
+    """Run the SMTP listener (the mail door)."""
+    from intake.channels.smtp import SmtpDoor
+    from intake.health import record_heartbeat
+    from intake.jobs import enqueue_quietly
+    from intake.queue import connect_redis, make_queue
+
+    rt = _migrated_runtime(ctx)
+    connection = connect_redis(rt.settings)
+    queue = make_queue(rt.settings, connection)
+    door = SmtpDoor(
+        rt.settings,
+        rt.db,
+        lambda i: enqueue_quietly(queue, i),
+        host=host,
+        port=port,
+        workers=threads,
+    )
+    door.start()
+    where = f"{door.hostname}:{door.port}"
+    click.echo(f"SMTP listening on {where}", err=True)
+    _wait_for_signal(lambda: _heartbeat(record_heartbeat, connection, "smtp", where))
+    door.stop()
+
+
+def _heartbeat(record: Any, connection: Any, component: str, instance: str) -> None:
+    try:
+        record(connection, component, instance, {"listening": instance})
+    except Exception as exc:  # Redis being down must not stop the door
+        click.echo(f"heartbeat not recorded: {exc}", err=True)
+
+
+def _wait_for_signal(every_10s: Any) -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    every_10s()
+    while not stop.wait(10):
+        every_10s()
+
+
+@cli.command()
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+@click.option("--name", help="Worker name (default: host and pid).")
+@click.option(
+    "--cron/--no-cron", default=True, show_default=True, help="Also run the periodic outbox sweep."
+)
+@click.pass_context
+def worker(ctx: click.Context, burst: bool, name: str | None, cron: bool) -> None:
+    """Run a worker: sends acknowledgments and runs the periodic jobs."""
+    from intake.queue import connect_redis
+    from intake.worker import run_worker
+
+    rt = _migrated_runtime(ctx)
+    run_worker(
+        rt, connect_redis(rt.settings, socket_timeout=None), burst=burst, cron=cron, name=name
+    )
+
+
+@cli.command()
+@click.option("--host", help="Address to listen on (default $INTAKE_WEB_HOST).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port (default $INTAKE_WEB_PORT).")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256))
+@click.pass_context
+def web(ctx: click.Context, host: str | None, port: int | None, threads: int) -> None:
+    """Run the web server: the JSON API, status pages and Twilio webhooks (waitress)."""
+    import waitress
+
+    from web import create_app
+
+    rt = _migrated_runtime(ctx)
+    app = create_app(rt.settings, db=rt.db)
+    host, port = host or rt.settings.web_host, port or rt.settings.web_port
+    click.echo(f"web listening on http://{host}:{port}/", err=True)
+    waitress.serve(app, host=host, port=port, threads=threads, ident="intake")
+
+
+@cli.command()
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Load the demo customers and contacts, and only record sender checks.",
+)
+@click.pass_context
+def run(ctx: click.Context, demo: bool) -> None:
+    """Run everything in one supervised process group: the SMTP listener, a worker and the
+    web server (with an embedded Redis when INTAKE_REDIS_URL is unset). Ctrl-C stops all."""
+    from intake.supervisor import run_all
+
+    try:
+        run_all(_settings(ctx), demo=demo, echo=lambda line: click.echo(line, err=True))
+    except IntakeError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def main() -> None:
+    cli(prog_name="intake")
