@@ -65,10 +65,8 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
     taken as UTF-8 when they are valid UTF-8, else as Windows-1252; an unknown charset is
     decoded as UTF-8 with replacement characters.
     """
-    if data.isascii():
-        return data.decode("ascii")
     if _label(charset) in _UNDECLARED:
-        return _utf8_or_cp1252(data)
+        return data.decode("ascii") if data.isascii() else _utf8_or_cp1252(data)
     try:
         return data.decode(codec_name(charset), "replace")
     except (LookupError, UnicodeError, ValueError, TypeError):

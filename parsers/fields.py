@@ -34,9 +34,12 @@ def _before_blank_line(head: bytes) -> bytes:
 
 
 def value_text(value: bytes, charset: str | None = None) -> str:
-    """A raw header value as text: ASCII or UTF-8 as such, other 8-bit bytes in ``charset``."""
+    """A raw header value as text: ASCII or UTF-8 as such, other 8-bit bytes in ``charset``.
+
+    Old Japanese mail puts unencoded ISO-2022-JP (7-bit, with escape sequences) in headers.
+    """
     if value.isascii():
-        return value.decode("ascii")
+        return decode_bytes(value, "iso-2022-jp") if b"\x1b" in value else value.decode("ascii")
     try:
         return value.decode("utf-8")
     except UnicodeDecodeError:

@@ -134,7 +134,7 @@ def test_the_demo_takes_a_mail_and_acknowledges_it(demo: tuple[int, int, Path]) 
     smtp_port, web_port, home = demo
     health = wait_for(partial(_health, web_port), timeout=60)
     assert health["status"] == "ok"
-    wait_for(lambda: (home / "var" / "redis.sock").exists(), timeout=30)
+    wait_for((home / "var" / "redis.sock").exists, timeout=30)
 
     def send() -> bool:
         try:
