@@ -1,16 +1,23 @@
-"""The worker process: an RQ worker (with RQ's scheduler, for retries with backoff) and RQ's
-cron scheduler running the outbox sweep."""
+"""The worker process: an RQ worker, RQ's scheduler (for retries with backoff) and RQ's cron
+scheduler running the outbox sweep.
+
+Both schedulers run as threads of the worker process. RQ would fork its scheduler into a child
+process, which inherits the worker's open database connections: after a SIGKILL of the worker
+the child would keep a half-done transaction, and its row locks, alive for ever.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from redis import Redis
 from rq import SimpleWorker
 from rq.cron import CronScheduler
+from rq.scheduler import RQScheduler
 
 from intake import jobs, runtime
 from intake.queue import make_queue
@@ -25,6 +32,26 @@ class _ThreadCronScheduler(CronScheduler):
         return None
 
 
+class _ThreadScheduler(RQScheduler):
+    """RQ's scheduler of delayed jobs (retries), run in a thread rather than a forked child."""
+
+    def _install_signal_handlers(self) -> None:
+        return None
+
+
+def start_scheduler(connection: Redis, queue_name: str) -> threading.Thread:
+    scheduler = _ThreadScheduler([queue_name], connection=connection)
+    return _start_thread(scheduler.work, "intake-scheduler", retry_after=5)
+
+
+def _start_thread(loop: Callable[[], object], name: str, retry_after: int) -> threading.Thread:
+    thread = threading.Thread(
+        target=_keep_running, args=(loop, name, retry_after), name=name, daemon=True
+    )
+    thread.start()
+    return thread
+
+
 def start_cron(connection: Redis, queue_name: str, interval: int) -> threading.Thread:
     cron = _ThreadCronScheduler(connection=connection)
     cron.register(
@@ -34,21 +61,17 @@ def start_cron(connection: Redis, queue_name: str, interval: int) -> threading.T
         interval=interval,
         job_timeout=300,
     )
-    thread = threading.Thread(
-        target=_keep_running, args=(cron, interval), name="intake-cron", daemon=True
-    )
-    thread.start()
-    return thread
+    return _start_thread(cron.start, "intake-cron", retry_after=interval)
 
 
-def _keep_running(cron: CronScheduler, interval: int) -> None:
-    """The sweep is what recovers from a Redis outage, so an outage must not end the sweep."""
+def _keep_running(loop: Callable[[], object], name: str, retry_after: int) -> None:
+    """The schedulers are what recover from a Redis outage, so an outage must not end them."""
     while True:
         try:
-            cron.start()  # type: ignore[no-untyped-call]
+            loop()
         except Exception as exc:
-            log.warning("cron scheduler stopped (%s); restarting in %d s", exc, interval)
-            time.sleep(interval)
+            log.warning("%s stopped (%s); restarting in %d s", name, exc, retry_after)
+            time.sleep(retry_after)
 
 
 def run_worker(
@@ -62,6 +85,8 @@ def run_worker(
     """Work the queue until stopped (or, with burst, until it is empty)."""
     runtime.install(rt)
     queue = make_queue(rt.settings, connection)
+    if not burst:
+        start_scheduler(connection, queue.name)
     if cron and not burst:
         start_cron(connection, queue.name, rt.settings.sweep_interval)
     # SimpleWorker runs jobs in this process: no fork per job, the database pool is reused.
@@ -70,4 +95,4 @@ def run_worker(
         kwargs["name"] = name
     worker = SimpleWorker([queue], **kwargs)
     log.info("worker %s listening on queue %r", worker.name, queue.name)
-    return bool(worker.work(burst=burst, with_scheduler=True, logging_level="WARNING"))
+    return bool(worker.work(burst=burst, with_scheduler=False, logging_level="WARNING"))

@@ -99,10 +99,12 @@ class RecordingHandler:
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
     delay: float = 0.0
     refuse_with: str | None = None
+    refusals_left: int = 0  # with refuse_with: how many deliveries to refuse before accepting
     received: threading.Event = field(default_factory=threading.Event)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.refuse_with:
+        if self.refuse_with and self.refusals_left > 0:
+            self.refusals_left -= 1
             return self.refuse_with
         if self.delay:
             await asyncio.sleep(self.delay)

@@ -178,3 +178,30 @@ def test_a_worker_killed_while_sending_sends_once_after_restart(
     wait_for(lambda: len(relay.messages) >= 1, timeout=60)
     time.sleep(3)
     assert len(relay.messages) == 1
+
+
+def _children_of(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def test_a_relay_that_says_try_later_gets_the_acknowledgment_again(
+    parts: tuple[Settings, SmtpDoor, WorkerProcess], relay: Relay
+) -> None:
+    _settings, door, worker = parts
+    relay.handler.refuse_with, relay.handler.refusals_left = "451 4.3.0 try again later", 2
+    worker.start()
+    _send(door, "Export fails")
+    wait_for(lambda: len(relay.messages) >= 1, timeout=60)  # RQ's retries with backoff
+    time.sleep(2)
+    assert len(relay.messages) == 1
+    assert relay.handler.refusals_left == 0
+    # The worker forks nothing: a child would inherit its database connections.
+    assert worker.process is not None and _children_of(worker.process.pid) == []
