@@ -15,14 +15,14 @@ from sqlalchemy import create_engine, text
 from intake.db import Database, upgrade
 from intake.models import Base
 from intake.settings import Settings, load_settings
-from tests.helpers import Relay
+from tests.helpers import PrivateRedis, Relay
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus" / "email"
 POSTGRES_ADMIN_URL = os.environ.get(
     "INTAKE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-REDIS_URL = os.environ.get("INTAKE_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+REDIS_URL = os.environ.get("INTAKE_TEST_REDIS_URL", "")
 
 
 @pytest.fixture(scope="session")
@@ -75,12 +75,25 @@ def db(database_url: str) -> Iterator[Database]:
     database.dispose()
 
 
+@pytest.fixture(scope="session")
+def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """INTAKE_TEST_REDIS_URL, or a redis-server of this run's own, so that test runs side by
+    side (and benchmarks) never empty each other's queues."""
+    if REDIS_URL:
+        yield REDIS_URL
+        return
+    server = PrivateRedis(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server.url
+    server.kill()
+
+
 @pytest.fixture
-def redis_url() -> Iterator[str]:
+def redis_url(redis_server_url: str) -> Iterator[str]:
     """A real Redis database, emptied before and after the test."""
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(redis_server_url)
     client.flushdb()
-    yield REDIS_URL
+    yield redis_server_url
     client.flushdb()
     client.close()
 

