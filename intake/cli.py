@@ -169,19 +169,12 @@ def token_create(ctx: click.Context, name: str) -> None:
 @cli.command()
 @click.option("--host", help="Address to listen on (default $INTAKE_SMTP_HOST).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port (default $INTAKE_SMTP_PORT).")
-@click.option(
-    "--threads",
-    default=4,
-    show_default=True,
-    type=click.IntRange(1, 64),
-    help="Database threads serving the sessions.",
-)
 @click.pass_context
-def smtp(ctx: click.Context, host: str | None, port: int | None, threads: int) -> None:
+def smtp(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Run the SMTP listener (the mail door)."""
+    from intake.batch_jobs import enqueue_intakes_quietly
     from intake.channels.smtp import SmtpDoor
     from intake.health import record_heartbeat
-    from intake.jobs import enqueue_quietly
     from intake.queue import connect_redis, make_queue
 
     rt = _migrated_runtime(ctx)
@@ -190,10 +183,9 @@ def smtp(ctx: click.Context, host: str | None, port: int | None, threads: int) -
     door = SmtpDoor(
         rt.settings,
         rt.db,
-        lambda i: enqueue_quietly(queue, i),
+        lambda ids: enqueue_intakes_quietly(queue, ids),
         host=host,
         port=port,
-        workers=threads,
     )
     door.start()
     where = f"{door.hostname}:{door.port}"

@@ -1,4 +1,4 @@
-"""Who may open a request: contacts looked up by address, and the entitlement rules.
+"""Who may open a request: contacts looked up by address (or id), and the entitlement rules.
 
 A sender may open a request when it is a registered, active contact of a customer whose support
 period covers today; end users only for platform and recording problems (CONTRACT §6).
@@ -47,6 +47,20 @@ def find_contact_by_email(session: Session, address: str) -> ContactView | None:
     if row is None:
         return None
     contact, customer = row
+    return contact_view(contact, customer)
+
+
+def find_contact_by_id(session: Session, contact_id: int) -> ContactView | None:
+    """The contact a door identified by other means (a caller's phone number and PIN)."""
+    row = session.execute(
+        select(Contact, Customer)
+        .join(Customer, Customer.id == Contact.customer_id)
+        .where(Contact.id == contact_id)
+    ).first()
+    return None if row is None else contact_view(*row)
+
+
+def contact_view(contact: Contact, customer: Customer) -> ContactView:
     return ContactView(
         contact.id,
         customer.id,

@@ -16,7 +16,9 @@ class InboundMessage:
 
     ``dedupe_key`` identifies the item across redeliveries (a content digest for mail, the
     CallSid for a call); ``automatic`` names why it was machine-sent (auto-reply, bounce, list
-    mail) or is None; ``category`` is the problem area an end user named (platform, recording).
+    mail) or is None; ``category`` is the problem area an end user named (platform, recording);
+    ``contact_id`` is the contact the door already identified (a caller, by caller ID or by
+    registered number and PIN), or None to look the sender up by its address.
     """
 
     channel: str
@@ -32,4 +34,5 @@ class InboundMessage:
     automatic: str | None = None
     category: str | None = None
     sender_count: int = 1
+    contact_id: int | None = None
     received_at: dt.datetime = field(default_factory=utcnow)

@@ -18,8 +18,9 @@ from rq.job import Job, JobStatus
 from sqlalchemy import select
 
 from intake import runtime
-from intake.delivery import deliver_mail
-from intake.models import IntakeRecord, OutboxMessage, RequestEvent, ServiceRequest, utcnow
+from intake.delivery import PermanentDeliveryError, deliver
+from intake.models import IntakeRecord, OutboxMessage, utcnow
+from intake.outbox import mark_sent
 from intake.processing import finish_intake, unsent_outbox_ids
 
 log = logging.getLogger(__name__)
@@ -48,42 +49,31 @@ def send_outbox(outbox_id: int) -> None:
         row = session.get(OutboxMessage, outbox_id)
         if row is None or row.sent_at is not None:
             return
-        recipient, payload = row.recipient, row.payload
+        recipient, payload, channel = row.recipient, row.payload, row.channel
     try:
-        where = deliver_mail(rt.settings, outbox_id, recipient, payload)
+        where = deliver(rt.settings, channel, outbox_id, recipient, payload)
+    except PermanentDeliveryError as exc:
+        note_failure(outbox_id, exc, give_up=True)  # no retry: it waits for a person
+        return
     except Exception as exc:
-        _note_failure(outbox_id, exc)
+        note_failure(outbox_id, exc)
         raise
     _mark_sent(outbox_id, where)
 
 
 def _mark_sent(outbox_id: int, where: str) -> None:
-    rt = runtime.current()
-    now = utcnow()
-    with rt.db.transaction() as session:
-        row = session.get_one(OutboxMessage, outbox_id, with_for_update=True)
-        row.sent_at, row.attempts = now, row.attempts + 1
-        if row.purpose == "acknowledgment" and row.request_id is not None:
-            request = session.get_one(ServiceRequest, row.request_id)
-            request.acknowledged_at = request.acknowledged_at or now
-            if request.status == "new":
-                request.status = "acknowledged"
-            session.add(
-                RequestEvent(
-                    request_id=request.id,
-                    type="acknowledged",
-                    at=now,
-                    detail={"to": row.recipient, "via": where},
-                )
-            )
+    with runtime.current().db.transaction() as session:
+        mark_sent(session, [(outbox_id, where)])
 
 
-def _note_failure(outbox_id: int, exc: Exception) -> None:
+def note_failure(outbox_id: int, exc: Exception, *, give_up: bool = False) -> None:
     log.warning("sending outbox #%s failed: %s", outbox_id, exc)
     rt = runtime.current()
     with rt.db.transaction() as session:
         row = session.get_one(OutboxMessage, outbox_id)
         row.attempts += 1
+        if give_up:  # the sweep leaves rows at MAX_SEND_ATTEMPTS alone
+            row.attempts = max(row.attempts, MAX_SEND_ATTEMPTS)
         row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
 
 
@@ -95,7 +85,7 @@ def outbox_job_id(outbox_id: int) -> str:
     return f"outbox-{outbox_id}"
 
 
-def _job_options(job_id: str) -> dict[str, object]:
+def job_options(job_id: str) -> dict[str, object]:
     return {
         "job_id": job_id,
         "retry": RETRY,
@@ -106,11 +96,11 @@ def _job_options(job_id: str) -> dict[str, object]:
 
 
 def enqueue_intake(queue: Queue, intake_id: int) -> None:
-    queue.enqueue(process_intake, intake_id, **_job_options(intake_job_id(intake_id)))
+    queue.enqueue(process_intake, intake_id, **job_options(intake_job_id(intake_id)))
 
 
 def enqueue_outbox(queue: Queue, outbox_id: int) -> None:
-    queue.enqueue(send_outbox, outbox_id, **_job_options(outbox_job_id(outbox_id)))
+    queue.enqueue(send_outbox, outbox_id, **job_options(outbox_job_id(outbox_id)))
 
 
 def sweep_outbox(grace_seconds: int = 30) -> int:

@@ -10,18 +10,18 @@ acknowledgment) is done by a worker from the row, see :mod:`intake.processing`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from intake.contacts import ContactView, find_contact_by_email, refusal_for
+from intake.contacts import ContactView, refusal_for
 from intake.db import Database
 from intake.errors import StorageUnavailable
 from intake.inbound import InboundMessage
-from intake.models import IntakeRecord, OutboxMessage, ServiceRequest, parse_request_number
+from intake.lookups import Lookups
+from intake.models import IntakeRecord, parse_request_number
 
 OUTCOMES = ("accepted", "appended", "rejected", "quarantined", "suppressed", "duplicate")
 # Outcomes that still need a worker to finish them (open the request, append the message).
@@ -42,7 +42,7 @@ class Decision:
 class Context:
     """What the steps share while deciding one item."""
 
-    session: Session
+    lookups: Lookups
     message: InboundMessage
     contact: ContactView | None = None
 
@@ -52,11 +52,7 @@ Step = Callable[[Context], Decision | None]
 
 def find_duplicate(ctx: Context) -> Decision | None:
     """The same item delivered again (a lost 250, an IMAP replay, a Twilio retry)."""
-    original = ctx.session.execute(
-        select(
-            IntakeRecord.id, IntakeRecord.outcome, IntakeRecord.reason, IntakeRecord.detail
-        ).where(IntakeRecord.dedupe_key == ctx.message.dedupe_key)
-    ).first()
+    original = ctx.lookups.original(ctx.message.dedupe_key)
     if original is None:
         return None
     # A repeat of a refused item is refused again, with the same sentence.
@@ -74,7 +70,10 @@ def suppress_automatic(ctx: Context) -> Decision | None:
 def check_entitlement(ctx: Context) -> Decision | None:
     """Only an active registered contact of a supported customer may open a request."""
     msg = ctx.message
-    ctx.contact = find_contact_by_email(ctx.session, msg.sender) if msg.sender else None
+    if msg.contact_id is not None:  # the door identified the sender (a caller, by phone and PIN)
+        ctx.contact = ctx.lookups.contact_by_id(msg.contact_id)
+    else:
+        ctx.contact = ctx.lookups.contact_by_email(msg.sender) if msg.sender else None
     refusal = refusal_for(ctx.contact, msg.sender, msg.received_at.date(), msg.category)
     if refusal is None:
         return None
@@ -85,11 +84,8 @@ def check_entitlement(ctx: Context) -> Decision | None:
 def find_request_replied_to(ctx: Context) -> Decision | None:
     """A follow-up names one of the customer's requests, in its subject or its threading headers."""
     assert ctx.contact is not None  # check_entitlement ran before
-    for request_id in _candidate_requests(ctx.session, ctx.message):
-        customer_id = ctx.session.scalar(
-            select(ServiceRequest.customer_id).where(ServiceRequest.id == request_id)
-        )
-        if customer_id == ctx.contact.customer_id:
+    for request_id in _candidate_requests(ctx.lookups, ctx.message):
+        if ctx.lookups.customer_of_request(request_id) == ctx.contact.customer_id:
             return Decision(
                 "appended", "follow_up", contact_id=ctx.contact.contact_id, request_id=request_id
             )
@@ -101,17 +97,9 @@ def accept_new_request(ctx: Context) -> Decision:
     return Decision("accepted", "new_request", contact_id=ctx.contact.contact_id)
 
 
-def _candidate_requests(session: Session, msg: InboundMessage) -> list[int]:
+def _candidate_requests(lookups: Lookups, msg: InboundMessage) -> list[int]:
     ids = [i for n in msg.request_numbers if (i := parse_request_number(n)) is not None]
-    threads = [m for m in (*msg.in_reply_to, *msg.references) if m]
-    if threads:
-        ids += [
-            i
-            for i in session.scalars(
-                select(OutboxMessage.request_id).where(OutboxMessage.message_id.in_(threads[:50]))
-            )
-            if i is not None
-        ]
+    ids += lookups.requests_threaded_by([m for m in (*msg.in_reply_to, *msg.references) if m])
     return list(dict.fromkeys(ids))
 
 
@@ -126,8 +114,8 @@ STEPS: tuple[tuple[str, Step], ...] = (
 )
 
 
-def decide(session: Session, message: InboundMessage) -> Decision:
-    ctx = Context(session, message)
+def decide(session: Session, message: InboundMessage, lookups: Lookups | None = None) -> Decision:
+    ctx = Context(lookups or Lookups(session), message)
     for _name, step in STEPS:
         decision = step(ctx)
         if decision is not None:
@@ -152,11 +140,27 @@ def record(db: Database, message: InboundMessage) -> tuple[Decision, int]:
 
 def _decide_and_store(db: Database, message: InboundMessage) -> tuple[Decision, int]:
     with db.transaction() as session:
-        decision = decide(session, message)
-        row = _intake_row(message, decision)
-        session.add(row)
-        session.flush()
-        return decision, row.id
+        return record_in(session, message)
+
+
+def record_in(session: Session, message: InboundMessage) -> tuple[Decision, int]:
+    """As :func:`record`, inside the caller's transaction, which the caller commits.
+
+    For a door that must commit state of its own with the decision: the phone door locks its
+    call row, records the call once, and notes the row's id on the call, all in one commit.
+    """
+    return record_many_in(session, [message], Lookups(session))[0]
+
+
+def record_many_in(
+    session: Session, messages: Sequence[InboundMessage], lookups: Lookups
+) -> list[tuple[Decision, int]]:
+    """Decide several items (with distinct dedupe keys) and add their rows in one flush."""
+    decisions = [decide(session, m, lookups) for m in messages]
+    rows = [_intake_row(m, d) for m, d in zip(messages, decisions, strict=True)]
+    session.add_all(rows)
+    session.flush()
+    return [(d, row.id) for d, row in zip(decisions, rows, strict=True)]
 
 
 def _intake_row(msg: InboundMessage, decision: Decision) -> IntakeRecord:

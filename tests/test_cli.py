@@ -15,9 +15,11 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from click.testing import CliRunner
 
 from intake.cli import cli
+from intake.db import alembic_config
 from tests.conftest import ROOT
 from tests.helpers import free_port, make_mail, wait_for
 
@@ -70,7 +72,8 @@ def test_commands_before_the_schema_say_what_to_do(env: dict[str, str]) -> None:
 
 def test_upgrade_import_staff_and_token(env: dict[str, str], tmp_path: Path) -> None:
     assert invoke(["db", "upgrade"], env).exit_code == 0
-    assert "0001" in invoke(["db", "current"], env).output
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert invoke(["db", "current"], env).output.strip() == head
     first = invoke(["import", "--no-progress", env["INTAKE_CONFIG"].replace("intake", "demo")], env)
     assert first.exit_code == 0 and "created" in first.output
     again = invoke(["import", "--no-progress", env["INTAKE_CONFIG"].replace("intake", "demo")], env)

@@ -16,8 +16,8 @@ import pytest
 import redis
 
 from intake import runtime
+from intake.batch_jobs import enqueue_intakes_quietly
 from intake.channels.smtp import SmtpDoor
-from intake.jobs import enqueue_quietly
 from intake.queue import make_queue
 from intake.runtime import build_runtime
 from intake.settings import Settings
@@ -84,7 +84,7 @@ def parts(
     runtime.install(rt)
     add_contact(rt.db, "ada@acme.example")
     queue = make_queue(settings, redis.Redis.from_url(settings.redis_url))
-    door = SmtpDoor(settings, rt.db, lambda i: enqueue_quietly(queue, i))
+    door = SmtpDoor(settings, rt.db, lambda ids: enqueue_intakes_quietly(queue, ids))
     door.start()
     worker = WorkerProcess(settings)
     yield settings, door, worker

@@ -19,6 +19,7 @@ PACKAGES = ("intake", "parsers", "voice", "web")
 # The only core modules that may talk to the queue (RQ, Redis, the embedded Redis).
 QUEUE_MODULES = (
     "intake/jobs.py",
+    "intake/batch_jobs.py",
     "intake/queue.py",
     "intake/embedded_redis.py",
     "intake/worker.py",

@@ -14,8 +14,8 @@ import redis
 from sqlalchemy import func, select
 
 from intake import runtime
+from intake.batch_jobs import enqueue_intakes_quietly
 from intake.channels.smtp import SmtpDoor
-from intake.jobs import enqueue_quietly
 from intake.models import IntakeRecord, OutboxMessage, ServiceRequest
 from intake.queue import make_queue
 from intake.runtime import Runtime, build_runtime
@@ -65,7 +65,7 @@ def gateway(settings: Settings, redis_url: str, relay: Relay) -> Iterator[Gatewa
     runtime.install(rt)
     connection = redis.Redis.from_url(redis_url)
     queue = make_queue(settings, connection)
-    door = SmtpDoor(settings, rt.db, lambda i: enqueue_quietly(queue, i))
+    door = SmtpDoor(settings, rt.db, lambda ids: enqueue_intakes_quietly(queue, ids))
     door.start()
     add_contact(rt.db, "ada@acme.example")
     yield Gateway(rt, door, relay, connection)
@@ -290,7 +290,9 @@ def test_without_a_relay_acknowledgments_land_in_the_maildir(
     rt = build_runtime(local)
     runtime.install(rt)
     connection = redis.Redis.from_url(redis_url)
-    door = SmtpDoor(local, rt.db, lambda i: enqueue_quietly(make_queue(local, connection), i))
+    door = SmtpDoor(
+        local, rt.db, lambda ids: enqueue_intakes_quietly(make_queue(local, connection), ids)
+    )
     door.start()
     add_contact(rt.db, "ada@acme.example")
     try:

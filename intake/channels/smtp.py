@@ -1,5 +1,6 @@
 """The SMTP door (aiosmtpd): replies per CONTRACT §5, and 250 only once the message and its
-outcome are committed. Database work runs in a thread pool, off the event loop."""
+outcome are committed. Parsing and database work run in the recorder's thread (group commit),
+off the event loop."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from intake.channels.mail import inbound_from_mail
 from intake.db import Database
 from intake.errors import StorageUnavailable
 from intake.models import IntakeRecord
-from intake.pipeline import Decision, record
+from intake.pipeline import Decision
+from intake.recorder import BatchRecorder
 from intake.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,7 +30,7 @@ MAX_RECIPIENTS = 50
 # slow (1 Mbit/s) link fits within it.
 SESSION_TIMEOUT = 300
 
-Enqueue = Callable[[int], object]
+OnCommitted = Callable[[list[int]], object]
 
 
 def reply_for(decision: Decision) -> str:
@@ -44,12 +46,12 @@ class IntakeHandler:
         self,
         settings: Settings,
         db: Database,
-        enqueue: Enqueue | None,
+        recorder: BatchRecorder,
         executor: ThreadPoolExecutor,
     ) -> None:
         self.settings = settings
         self.db = db
-        self.enqueue = enqueue
+        self.recorder = recorder
         self.executor = executor
         self.support_addresses = frozenset(a.lower() for a in settings.support_addresses)
 
@@ -71,33 +73,20 @@ class IntakeHandler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        raw = envelope.original_content or b""
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self.executor, self.accept, raw, envelope)
+            return await self.accept(envelope.original_content or b"", envelope)
         except StorageUnavailable as exc:
             log.error("storage unavailable, answered 451: %s", exc)
             return TRY_LATER
 
-    def accept(self, raw: bytes, envelope: Envelope) -> str:
-        """Decide, commit, then hand the rest to a worker; runs in the thread pool."""
-        message = inbound_from_mail(
-            raw, recipients=tuple(envelope.rcpt_tos), envelope_sender=envelope.mail_from
+    async def accept(self, raw: bytes, envelope: Envelope) -> str:
+        """Decide and commit (in the recorder's thread), then answer; a worker does the rest."""
+        recipients, mail_from = tuple(envelope.rcpt_tos), envelope.mail_from
+        future = self.recorder.submit(
+            lambda: inbound_from_mail(raw, recipients=recipients, envelope_sender=mail_from)
         )
-        decision, intake_id = record(self.db, message)
-        if (
-            decision.outcome in ("accepted", "appended")
-            and decision.duplicate_of is None
-            and self.enqueue is not None
-        ):
-            self.enqueue(intake_id)
-        log.info(
-            "intake #%s from %s: %s %s",
-            intake_id,
-            message.sender or "?",
-            decision.outcome,
-            decision.reason,
-        )
+        decision, intake_id = await asyncio.wrap_future(future)
+        log.info("intake #%s: %s %s", intake_id, decision.outcome, decision.reason)
         return reply_for(decision)
 
     def record_too_large(self, sender: str, recipients: tuple[str, ...]) -> None:
@@ -169,14 +158,15 @@ class SmtpDoor(Controller):
         self,
         settings: Settings,
         db: Database,
-        enqueue: Enqueue | None,
+        on_committed: OnCommitted | None,
         *,
         host: str | None = None,
         port: int | None = None,
-        workers: int = 4,
     ) -> None:
-        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smtp-db")
-        self.intake_handler = IntakeHandler(settings, db, enqueue, self.executor)
+        # The recorder does the per-message work; this pool only logs oversized messages.
+        self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="smtp-db")
+        self.recorder = BatchRecorder(db, on_committed)
+        self.intake_handler = IntakeHandler(settings, db, self.recorder, self.executor)
         super().__init__(
             self.intake_handler,
             hostname=host or settings.smtp_host,
@@ -190,6 +180,11 @@ class SmtpDoor(Controller):
         kwargs: dict[str, Any] = dict(self.SMTP_kwargs)
         return IntakeSMTP(self.handler, **kwargs)
 
+    def start(self) -> None:
+        self.recorder.start()
+        super().start()
+
     def stop(self, no_assert: bool = False) -> None:
         super().stop(no_assert=no_assert)
+        self.recorder.stop()
         self.executor.shutdown(wait=True)
