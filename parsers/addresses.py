@@ -9,10 +9,11 @@ from email.utils import getaddresses
 from parsers.encoded_words import decode_words
 from parsers.fields import collapse
 
-VALUE_CAP = 4096  # characters of one From header that are parsed
-HEADERS_PARSED = 8  # From headers beyond these are counted, not parsed
+VALUE_CAP = 2048  # characters of one From header that are parsed (real ones are < 300)
+HEADERS_PARSED = 4  # From headers beyond these are counted, not parsed
 NAME_CAP = 200
-_ONE_MAILBOX = re.compile(r"\s*([^<>\",;()]*)<([^<>]*)>\s*$")
+COMMENTS_CAP = 16  # more "(" than this in one From header is not a real author's address
+_ONE_MAILBOX = re.compile(r"([^<>\",;()]*)<([^<>]*)>")
 _NOT_IN_ADDRESS = frozenset(' \t\r\n<>,;"()[]\\')
 
 
@@ -44,12 +45,15 @@ def usable_address(address: str) -> str:
 
 
 def _addresses(value: str) -> list[tuple[str, str]]:
-    single = _ONE_MAILBOX.match(value[:VALUE_CAP])
+    value = value[:VALUE_CAP].strip()
+    single = _ONE_MAILBOX.fullmatch(value)
     if single:  # "alice@example.com <bob@example.com>" is one mailbox, not two
         return [(single.group(1).strip(), single.group(2).strip())]
+    if value.count("(") > COMMENTS_CAP:  # getaddresses recurses per nested "("
+        return []
     try:
-        pairs = getaddresses([value[:VALUE_CAP]])
-    except (ValueError, IndexError, TypeError):
+        pairs = getaddresses([value])
+    except Exception:  # hostile input in stdlib code: no usable address, never an error
         return []
     return [(name, addr) for name, addr in pairs if name or addr]
 

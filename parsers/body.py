@@ -8,6 +8,7 @@ the text of its first body, with a defect saying why.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
@@ -24,6 +25,7 @@ TEXT_CAP = 1_000_000
 PARTS_CAP = 500
 DEPTH_CAP = 20
 DEFECTS_CAP = 50
+INTERNAL_ERROR = "internal parser error"  # the start of the defect when a bug was caught
 
 
 class _RawHeaderPolicy(Compat32):
@@ -38,6 +40,7 @@ class _RawHeaderPolicy(Compat32):
 
 
 _RAW_HEADERS = _RawHeaderPolicy()
+_MIME_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+")
 
 
 @dataclass(frozen=True)
@@ -75,11 +78,14 @@ class _Leaf:
 def parse_body(raw: bytes) -> ParsedBody:
     """The text, attachments and defects of ``raw``; any bytes give a result."""
     try:
-        message = BytesParser(policy=_RAW_HEADERS).parsebytes(raw.removeprefix(BOM))
-    except RecursionError:
+        return _read_tree(BytesParser(policy=_RAW_HEADERS).parsebytes(raw.removeprefix(BOM)))
+    except RecursionError:  # the email parser recurses once per level of nesting
         return _unparsed(raw, "nesting too deep to parse")
-    except Exception as error:  # a parser bug must not lose the message
-        return _unparsed(raw, f"unparseable: {type(error).__name__}")
+    except Exception as error:  # a bug must not lose the message; the tests look for this
+        return _unparsed(raw, f"{INTERNAL_ERROR}: {type(error).__name__}")
+
+
+def _read_tree(message: Message) -> ParsedBody:
     defects: list[str] = []
     leaves = list(_walk(message, defects))
     text, html, used = _choose_text(leaves)
@@ -113,23 +119,28 @@ def _walk(message: Message, defects: list[str]) -> Iterator[_Leaf]:
 
 def _children(part: Message) -> list[Message] | None:
     """The parts inside ``part``; None for a single part (a DSN's fields count as one)."""
-    if part.get_content_type() == "message/delivery-status":
+    if part.get_content_type() == "message/delivery-status" or not part.is_multipart():
         return None
-    payload = part.get_payload()
-    if isinstance(payload, list):
-        return [child for child in payload if isinstance(child, Message)]
-    return None
+    payload = part.get_payload()  # a list, returned as it is, never decoded
+    return [child for child in payload if isinstance(child, Message)]
 
 
 def _choose_text(leaves: list[_Leaf]) -> tuple[str, bool, list[Message]]:
-    """The body text: the author's own text/plain, else HTML, else what attached mail holds."""
+    """The body text: the author's own text/plain, else HTML, else what attached mail holds.
+
+    A blank text/plain part (mailers send one beside the real HTML) does not count.
+    """
+    blank: list[Message] = []
     for nested in (False, True):
         for subtype in ("plain", "html"):
             parts = [leaf.part for leaf in leaves if _is_body(leaf, nested, subtype)]
-            if parts:
-                html = subtype == "html"
-                return _join(parts, html), html, parts[:1] if html else parts
-    return "", False, []
+            html = subtype == "html"
+            used = parts[:1] if html else parts
+            text = _join(parts, html) if parts else ""
+            if text.strip():
+                return text, html, used + blank
+            blank += used
+    return "", False, blank
 
 
 def _is_body(leaf: _Leaf, nested: bool, subtype: str) -> bool:
@@ -158,7 +169,10 @@ def _payload_bytes(part: Message) -> bytes:
         data = None
     if isinstance(data, bytes):
         return data
-    payload = part.get_payload()
+    try:
+        payload = part.get_payload()
+    except Exception:  # it decodes 8-bit text with the declared charset, which may fail
+        return b""
     return payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
 
 
@@ -190,9 +204,15 @@ def _attachment(leaf: _Leaf) -> AttachmentInfo:
     name = _raw_filename(part)
     return AttachmentInfo(
         filename=safe_filename(decode_words(name) if name else None),
-        content_type=part.get_content_type(),
+        content_type=_content_type(part),
         size=_message_size(part) if leaf.message else len(_payload_bytes(part)),
     )
+
+
+def _content_type(part: Message) -> str:
+    """The part's type/subtype, lower-case, one token (a broken header is octet-stream)."""
+    found = _MIME_TYPE.match(part.get_content_type())
+    return found.group(0) if found else "application/octet-stream"
 
 
 def _message_size(part: Message) -> int:

@@ -33,7 +33,7 @@ def decode_words(value: str) -> str:
 
 
 def _add_text(pieces: list[_Piece], text: str, *, before_word: bool) -> None:
-    between_words = before_word and pieces and pieces[-1][0] is not None
+    between_words = before_word and bool(pieces) and pieces[-1][0] is not None
     if text and not (between_words and text.isspace()):
         pieces.append((None, text))
 

@@ -1,7 +1,7 @@
 """Read what the SMTP handler needs from a raw message's header block, fast and never raising.
 
 Only the header block is looked at (at most ``fields.HEADER_CAP`` bytes of it), without building
-an ``email.message.Message``: a 4 KB message costs a few tens of microseconds.
+an ``email.message.Message``: a 4 KB message costs about a tenth of a millisecond.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ __all__ = ["HeaderSummary", "content_digest", "read_headers"]
 
 SUBJECT_CAP = 998  # RFC 5322's line limit: enough for any real subject
 _SUBJECT_RAW_CAP = 32 * SUBJECT_CAP  # encoded words need up to ~20 characters per character
-_IDS_CAP = 200  # message ids kept from one In-Reply-To or References header
+_IDS_CAP = 200  # message ids kept from the In-Reply-To (or the References) headers
 _VALUE_CAP = 64 * 1024
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 
