@@ -229,20 +229,38 @@ async def _drain(session: Session, pool: Pool, tally: Tally) -> None:
             return
 
 
+async def _drain_reconnecting(session: Session, pool: Pool, tally: Tally) -> None:
+    """One connection per message: connect, EHLO, the transaction, QUIT (latency counts all)."""
+    while (item := pool.take()) is not None:
+        fresh = Session(session.host, session.port)
+        start = time.perf_counter()
+        try:
+            await fresh.open()
+        except (OSError, TimeoutError, ConnectionError, SmtpError) as exc:
+            tally.error(type(exc).__name__)
+            continue
+        sent = await _send_counted(fresh, item, tally)
+        await fresh.close()
+        if sent and tally.latencies:
+            tally.latencies[-1] = time.perf_counter() - start
+
+
 async def closed_loop(spec: dict) -> dict:
     count, conc = spec["messages"], spec["sessions"]
     warm = max(100, 4 * conc) if spec.get("warmup", True) else 0
     items = build_messages(count + warm, spec["run"])
     sessions = [Session(spec["host"], spec["port"]) for _ in range(conc)]
-    await asyncio.gather(*(s.open() for s in sessions))
+    drain = _drain_reconnecting if spec.get("reconnect") else _drain
+    if not spec.get("reconnect"):
+        await asyncio.gather(*(s.open() for s in sessions))
     try:
         warm_tally = Tally()
         warm_pool = Pool(items[:warm])
-        await asyncio.gather(*(_drain(s, warm_pool, warm_tally) for s in sessions))
+        await asyncio.gather(*(drain(s, warm_pool, warm_tally) for s in sessions))
         tally, pool = Tally(), Pool(items[warm:])
         cpu = CpuWindow(spec.get("server_pid"))
         start = time.perf_counter()
-        await asyncio.gather(*(_drain(s, pool, tally) for s in sessions))
+        await asyncio.gather(*(drain(s, pool, tally) for s in sessions))
         elapsed = time.perf_counter() - start
         usage = cpu.finish(elapsed)
     finally:

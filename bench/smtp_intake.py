@@ -371,6 +371,7 @@ class Bench:
             "port": server.port,
             "server_pid": server.pid,
             "sessions": sessions,
+            "reconnect": self.args.reconnect,
             "messages": self.args.messages,
             "run": f"{tag}-{uuid.uuid4().hex[:8]}",
         }
@@ -664,6 +665,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sessions", default="8,32", help="concurrencies (default 8,32)")
     parser.add_argument(
         "--ack-seconds", type=float, help="length of the acknowledgment run (default 20, --quick 5)"
+    )
+    parser.add_argument(
+        "--reconnect",
+        action="store_true",
+        help="each message on a connection of its own (connect, EHLO, one transaction, QUIT), "
+        "as many MTAs deliver; default: persistent sessions sending one message after another",
     )
     parser.add_argument(
         "--workers",
