@@ -105,6 +105,9 @@ def _announce(settings: Settings, redis_url: str, demo: bool, echo: Echo) -> Non
         f"web       http://{settings.web_host}:{settings.web_port}/  "
         f"(API: /api/health, /api/requests, /api/intake)"
     )
+    voice = settings.public_url.rstrip("/") + "/voice/incoming"
+    twilio = settings.twilio_account_sid and settings.twilio_auth_token
+    echo(f"voice     {voice}" if twilio else "voice     off (set the TWILIO_* settings)")
     echo(f"database  {settings.database_url}")
     echo(f"redis     {redis_url}")
     echo(f"acks      {acks}")
