@@ -221,8 +221,10 @@ def worker(ctx: click.Context, burst: bool, name: str | None, cron: bool) -> Non
     """Run a worker: sends acknowledgments and runs the periodic jobs."""
     from intake.queue import connect_redis
     from intake.worker import run_worker
+    from voice.sms_sender import register as register_sms_sender
 
     rt = _migrated_runtime(ctx)
+    register_sms_sender()  # outbox rows of the "sms" channel go out through Twilio
     run_worker(
         rt, connect_redis(rt.settings, socket_timeout=None), burst=burst, cron=cron, name=name
     )
@@ -262,6 +264,55 @@ def run(ctx: click.Context, demo: bool) -> None:
         run_all(_settings(ctx), demo=demo, echo=lambda line: click.echo(line, err=True))
     except IntakeError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@cli.group()
+def call() -> None:
+    """Phone calls: walk the IVR as a caller would."""
+
+
+@call.command("simulate")
+@click.option(
+    "--from",
+    "caller_id",
+    required=True,
+    help="The caller ID Twilio would show (+14155550101; 'anonymous' for a withheld number).",
+)
+@click.option(
+    "--url",
+    help="Where the web server listens (default http://$INTAKE_WEB_HOST:$INTAKE_WEB_PORT).",
+)
+@click.pass_context
+def call_simulate(ctx: click.Context, caller_id: str, url: str | None) -> None:
+    """Walk the IVR in the terminal against the running web server (`intake web` or `intake
+    run`), playing Twilio: requests signed with TWILIO_AUTH_TOKEN for INTAKE_PUBLIC_URL, as
+    Twilio signs them, so the server must have the same settings.
+
+    The prompts are printed. At a menu type keys (2, or 14155550101# for a number), 'say:
+    severity one' for speech ('say 0.4: ...' sets the recogniser's confidence), Enter for
+    silence, or 'hangup'. At the tone, type the description.
+    """
+    from voice.context import twilio_configured
+    from voice.simulator import simulate
+
+    settings = _settings(ctx)
+    if not twilio_configured(settings):
+        raise click.ClickException(
+            "set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_PHONE_NUMBER, as for the server"
+        )
+    app_url = url or f"http://{settings.web_host}:{settings.web_port}"
+    try:
+        simulate(settings, caller_id, app_url, _read_line, click.echo)
+    except (OSError, RuntimeError) as exc:
+        raise click.ClickException(f"the call failed: {exc}") from None
+
+
+def _read_line(prompt: str) -> str:
+    """One typed line; the end of the input hangs up."""
+    try:
+        return str(click.prompt(prompt, default="", show_default=False, prompt_suffix=""))
+    except click.Abort:
+        return "hangup"
 
 
 def main() -> None:

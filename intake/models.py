@@ -150,6 +150,10 @@ class ServiceRequest(Base):
         Index("ix_service_requests_status_created", "status", "created_at", "id"),
         Index("ix_service_requests_customer_created", "customer_id", "created_at", "id"),
         Index("ix_service_requests_open_due", "status", "response_due_at"),
+        # Requests still waiting for their acknowledgment, soonest due first (dashboard, breaches).
+        Index("ix_service_requests_awaiting_ack", "acknowledged_at", "response_due_at"),
+        # Open requests counted per severity without reading the table (dashboard, /metrics).
+        Index("ix_service_requests_status_severity", "status", "severity"),
         {"sqlite_autoincrement": True},
     )
 
@@ -165,9 +169,11 @@ class ServiceRequest(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     response_due_at: Mapped[dt.datetime]
     acknowledged_at: Mapped[dt.datetime | None]
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
 
     customer: Mapped[Customer] = relationship()
     contact: Mapped[Contact] = relationship()
+    assignee: Mapped[StaffUser | None] = relationship()
     events: Mapped[list[RequestEvent]] = relationship(
         back_populates="request", order_by="RequestEvent.id"
     )
@@ -282,3 +288,51 @@ class ApiToken(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[dt.datetime | None]
     revoked_at: Mapped[dt.datetime | None]
+
+
+class CallSession(Base):
+    """One phone call through the IVR, keyed by Twilio's CallSid (see :mod:`intake.calls`).
+
+    ``state`` is where the caller is in the menus and ``step`` counts the answers taken, so a
+    webhook Twilio retries is told apart from a new answer; ``last_answer`` is the TwiML given
+    for ``last_request_key``, repeated for such a retry. The rest is what the caller told us and
+    what became of the call: its intake-log row and, once opened, its request.
+    """
+
+    __tablename__ = "call_sessions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    state: Mapped[str] = mapped_column(String(20))
+    step: Mapped[int] = mapped_column(default=0)
+    notice: Mapped[str] = mapped_column(Text, default="")  # said before the state's prompt
+    caller: Mapped[str] = mapped_column(String(64), default="")  # From, as Twilio sent it
+    entered_phone: Mapped[str] = mapped_column(String(20), default="")
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    identified_by: Mapped[str] = mapped_column(String(10), default="")  # caller_id or pin
+    pin_attempts: Mapped[int] = mapped_column(default=0)
+    prompt_attempts: Mapped[int] = mapped_column(default=0)  # unclear answers to this prompt
+    category: Mapped[str | None] = mapped_column(String(20))
+    severity: Mapped[int | None]
+    proposed_severity: Mapped[int | None]  # heard, waiting for the caller's confirmation
+    status_lookups: Mapped[int] = mapped_column(default=0)
+    record_attempts: Mapped[int] = mapped_column(default=0)
+    recording_url: Mapped[str] = mapped_column(Text, default="")
+    recording_sid: Mapped[str] = mapped_column(String(64), default="")
+    recording_duration: Mapped[int | None]
+    voicemail_attached: Mapped[bool] = mapped_column(Boolean, default=False)
+    transcription: Mapped[str | None] = mapped_column(Text)
+    transcribed_sid: Mapped[str] = mapped_column(String(64), default="")  # its recording's sid
+    transcription_attached: Mapped[bool] = mapped_column(Boolean, default=False)
+    rota_index: Mapped[int] = mapped_column(default=0)  # the engineer being rung
+    accepted_by: Mapped[int | None]  # rota index of the engineer who pressed 1
+    paged_at: Mapped[dt.datetime | None]
+    reason: Mapped[str] = mapped_column(String(50), default="")  # why the call was refused
+    call_status: Mapped[str] = mapped_column(String(20), default="")  # Twilio's CallStatus
+    intake_id: Mapped[int | None] = mapped_column(ForeignKey("intake_log.id"))
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("service_requests.id"), index=True)
+    last_request_key: Mapped[str] = mapped_column(String(64), default="")
+    last_answer: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    ended_at: Mapped[dt.datetime | None]

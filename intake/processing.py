@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from intake.acknowledgment import AckFacts, ack_message_id, compose_acknowledgment
+from intake.call_processing import finish_call
 from intake.models import Contact, IntakeRecord, OutboxMessage, ServiceRequest
 from intake.policy import Policy
 from intake.requests import append_message, open_request
@@ -27,7 +28,9 @@ def finish_intake(session: Session, settings: Settings, policy: Policy, intake_i
     row = session.get(IntakeRecord, intake_id, with_for_update=True)
     if row is None or row.state != "pending":
         return
-    if row.outcome == "accepted":
+    if row.channel == "phone":
+        finish_call(session, settings, policy, row)
+    elif row.outcome == "accepted":
         _open_from_mail(session, settings, policy, row)
     elif row.outcome == "appended":
         _append_from_mail(session, row)

@@ -27,7 +27,7 @@ from intake.models import (
     format_request_number,
 )
 from intake.settings import Settings
-from voice import NOT_BUILT, NOT_CONFIGURED
+from voice import NOT_CONFIGURED
 from web import create_app, services
 from web.api import encode_cursor
 
@@ -557,7 +557,7 @@ def test_bad_intake_filters_answer_422(
     assert response.json["error"]["code"] == "invalid_parameter"
 
 
-# The app factory and the voice placeholders.
+# The app factory, and the voice routes while Twilio is not configured.
 
 
 def test_create_app_keeps_its_services(app: Flask, settings: Settings, db: Database) -> None:
@@ -581,18 +581,3 @@ def test_voice_answers_503_while_twilio_is_not_configured(client: FlaskClient, r
 
     assert response.status_code == 503
     assert response.get_data(as_text=True).strip() == NOT_CONFIGURED
-
-
-@pytest.mark.parametrize("route", ["incoming", "status", "fallback"])
-def test_voice_answers_503_until_the_ivr_is_built(
-    settings: Settings, db: Database, redis_client: redis.Redis, route: str
-) -> None:
-    twilio = settings.replace(
-        twilio_account_sid="AC123", twilio_auth_token="secret", twilio_phone_number="+14155550100"
-    )
-    app = create_app(twilio, db=db, redis_client=redis_client)
-
-    response = app.test_client().post(f"/voice/{route}", data={"CallSid": "CA123"})
-
-    assert response.status_code == 503
-    assert response.get_data(as_text=True).strip() == NOT_BUILT

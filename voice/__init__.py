@@ -1,58 +1,29 @@
-"""The phone door: Twilio's webhooks under ``/voice`` (CONTRACT §8).
+"""The phone door: a Twilio IVR under ``/voice`` (CONTRACT §8).
 
-For now only the three URLs a Twilio number is configured with exist, and each answers 503:
-while the Twilio settings are unset (CONTRACT §3) with a sentence naming the variables to set,
-and, once they are set, with "The phone door is not built yet." The IVR itself (signature
-check, TwiML prompts, call state) comes in a later issue and replaces these placeholders.
+A caller is identified (caller ID, or registered number and PIN), checked against the same
+entitlement rules as mail, chooses a severity (keys or speech), describes the problem in a
+recording, and hears the request number; Severity 1 callers may be put through to the engineer
+on call. Every call goes through the same intake pipeline as mail (:mod:`intake.calls`).
 
-The settings are read from ``current_app.extensions["intake"].settings``, where
-``web.create_app`` puts them; ``voice`` never imports ``web`` (``web`` imports ``voice``).
+- :mod:`voice.blueprint`: the blueprint, the 503 while Twilio is not configured, the signature
+  check (403) and the answer when storage fails;
+- :mod:`voice.routes` and :mod:`voice.steps`: the menus, one transaction per webhook;
+- :mod:`voice.callbacks`: status, recording and transcription callbacks, the engineer's
+  whisper, and the fallback URL;
+- :mod:`voice.twiml` and :mod:`voice.prompts`: what the caller hears;
+- :mod:`voice.sms_sender`: SMS through Twilio's Messages API, for the worker's outbox;
+- :mod:`voice.player` and :mod:`voice.simulator`: a stand-in for Twilio that walks the IVR
+  (``intake call simulate``, the tests and the benchmark).
+
+The settings are read from ``current_app.extensions["intake"]``, where ``web.create_app`` puts
+them; ``voice`` never imports ``web`` (``web`` imports ``voice``).
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app
+from voice import callbacks, routes
+from voice.blueprint import bp
+from voice.context import twilio_configured
+from voice.security import NOT_CONFIGURED
 
-from intake.settings import Settings
-
-bp = Blueprint("voice", __name__, url_prefix="/voice")
-
-NOT_CONFIGURED = (
-    "Voice is not configured: set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_PHONE_NUMBER."
-)
-NOT_BUILT = "The phone door is not built yet."
-
-
-def twilio_configured(settings: Settings) -> bool:
-    """Whether all three Twilio settings are given."""
-    return all(
-        (settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_phone_number)
-    )
-
-
-def _settings() -> Settings:
-    settings: Settings = current_app.extensions["intake"].settings
-    return settings
-
-
-def _unavailable() -> Response:
-    text = NOT_BUILT if twilio_configured(_settings()) else NOT_CONFIGURED
-    return Response(text + "\n", status=503, mimetype="text/plain")
-
-
-@bp.post("/incoming")
-def incoming() -> Response:
-    """Twilio's Voice URL: the start of a call."""
-    return _unavailable()
-
-
-@bp.post("/status")
-def status() -> Response:
-    """Twilio's status callback: a call's progress and end."""
-    return _unavailable()
-
-
-@bp.post("/fallback")
-def fallback() -> Response:
-    """Twilio's fallback URL: called when the Voice URL failed."""
-    return _unavailable()
+__all__ = ["NOT_CONFIGURED", "bp", "callbacks", "routes", "twilio_configured"]

@@ -1,7 +1,8 @@
 """The JSON API under ``/api`` (CONTRACT §7), read side: health, requests and the intake log.
 
-Every route but ``/api/health`` needs an API token (or, later, a staff session). Every error
-under ``/api`` is JSON: ``{"error": {"code": "...", "message": "..."}}``.
+Every route but ``/api/health`` needs an API token or a staff session. Every error under
+``/api`` is JSON: ``{"error": {"code": "...", "message": "..."}}`` (see web.errors). The write
+side is in web.api_actions.
 
 Lists are newest first and paged by keyset, never OFFSET and never COUNT(*): rows are ordered
 by (time, id) descending, which the (created_at, id) and (received_at, id) indexes serve, and
@@ -18,11 +19,10 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from flask import Blueprint, Flask, Response, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import ColumnElement, false, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload, load_only, selectinload
-from werkzeug.exceptions import HTTPException, NotFound, UnprocessableEntity
-from werkzeug.wrappers import Response as BaseResponse
+from werkzeug.exceptions import NotFound, UnprocessableEntity
 
 from intake.health import component_status
 from intake.models import (
@@ -36,9 +36,9 @@ from intake.models import (
 )
 from web import services
 from web.auth import require_staff_or_token
+from web.errors import API_PREFIX, json_response
 from web.serialize import intake_json, request_detail_json, request_json
 
-API_PREFIX = "/api"
 bp = Blueprint("api", __name__, url_prefix=API_PREFIX)
 PUBLIC_ENDPOINTS = frozenset({"api.health"})
 
@@ -111,9 +111,7 @@ def list_requests() -> Response:
 @bp.get("/requests/<number>")
 def get_request(number: str) -> Response:
     """One request with its events; 404 for a number that is malformed or unknown."""
-    request_id = parse_request_number(number)
-    if request_id is None or request_id > MAX_ID:
-        raise NotFound(f"{number!r} is not a request number like SR-000123.")
+    request_id = request_id_or_404(number)
     stmt = (
         select(ServiceRequest)
         .where(ServiceRequest.id == request_id)
@@ -150,6 +148,14 @@ def list_intake() -> Response:
             .limit(limit + 1)
         )
         return page_response(session.scalars(stmt).all(), limit, intake_json)
+
+
+def request_id_or_404(number: str) -> int:
+    """The id behind a request number; 404 for one that is malformed or out of range."""
+    request_id = parse_request_number(number)
+    if request_id is None or request_id > MAX_ID:
+        raise NotFound(f"{number!r} is not a request number like SR-000123.")
+    return request_id
 
 
 def request_conditions(session: Session) -> list[ColumnElement[bool]]:
@@ -216,7 +222,11 @@ def page_args() -> tuple[int, int | None]:
 
 
 def text_arg(name: str) -> str | None:
+    """A text parameter, trimmed; a NUL character (which no name or address holds, and which
+    PostgreSQL refuses in text) is a 422."""
     value = request.args.get(name, "").strip()
+    if "\x00" in value:
+        raise InvalidParameter(f"'{name}' must not contain NUL characters.")
     return value or None
 
 
@@ -260,36 +270,3 @@ def decode_cursor(cursor: str) -> int:
     if not valid or encode_cursor(row_id) != cursor:
         raise InvalidParameter("'cursor' is not a cursor this API handed out.")
     return row_id
-
-
-# JSON errors.
-
-
-def register_json_errors(app: Flask) -> None:
-    """Render every HTTP error (401, 404, 405, 422, 500, ...) under /api as a JSON error."""
-    app.register_error_handler(HTTPException, _http_error)
-
-
-def _http_error(exc: HTTPException) -> BaseResponse:
-    if request.path != API_PREFIX and not request.path.startswith(API_PREFIX + "/"):
-        return exc.get_response()
-    return error_response(exc)
-
-
-def error_response(exc: HTTPException) -> Response:
-    """``{"error": {"code", "message"}}`` with the exception's status and headers (Allow,
-    WWW-Authenticate)."""
-    name = exc.name or "Error"
-    code = getattr(exc, "error_code", None) or re.sub(r"\W+", "_", name.lower())
-    body = {"error": {"code": code, "message": exc.description or name}}
-    response = json_response(body, exc.code or 500)
-    for header, value in exc.get_headers():
-        if header.lower() != "content-type":
-            response.headers[header] = value
-    return response
-
-
-def json_response(body: object, status: int) -> Response:
-    response = jsonify(body)
-    response.status_code = status
-    return response

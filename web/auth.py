@@ -1,8 +1,10 @@
-"""Who is calling: an API token (``Authorization: Bearer <token>``) or, later, a staff session.
+"""Who is calling: a signed-in staff member (the session cookie) or an API token
+(``Authorization: Bearer <token>``).
 
-:func:`current_staff_or_token` is the one hook to extend when staff logins arrive;
-:func:`require_staff_or_token` turns "nobody" into a 401 with a ``WWW-Authenticate`` header
-(RFC 6750), which the API renders as its JSON error.
+:func:`current_staff_or_token` answers once per request; :func:`require_staff_or_token` turns
+"nobody" into a 401 with a ``WWW-Authenticate`` header (RFC 6750), which the API renders as its
+JSON error. A staff session's writes need the page's CSRF token (:func:`require_csrf_for_staff`):
+the cookie is sent by the browser on its own, a bearer token never is.
 """
 
 from __future__ import annotations
@@ -10,13 +12,16 @@ from __future__ import annotations
 from typing import Literal
 
 from flask import g, request
+from flask_login import current_user
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
 from intake.accounts import token_is_valid
 from web import services
+from web.security import csrf
 
 REALM = "intake"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 Caller = Literal["token", "staff"]
 
 
@@ -29,17 +34,29 @@ def bearer_token() -> str | None:
 
 
 def current_staff_or_token() -> Caller | None:
-    """``"token"`` for a valid API token, None for nobody (checked once per request).
-
-    The hook for staff sessions: once staff can log in, a logged-in staff user answers
-    ``"staff"`` here, before the token is looked at.
-    """
+    """``"staff"`` for a signed-in staff member, ``"token"`` for a valid API token, None for
+    nobody (checked once per request). A request that sends a token is judged by its token."""
     if "intake_caller" not in g:
         token = bearer_token()
-        valid = token is not None and token_is_valid(services().db, token)
-        g.intake_caller = "token" if valid else None
+        if token is not None:
+            g.intake_caller = "token" if token_is_valid(services().db, token) else None
+        else:
+            g.intake_caller = "staff" if current_user.is_authenticated else None
     caller: Caller | None = g.intake_caller
     return caller
+
+
+def current_actor() -> str:
+    """Who does what the request asks, as events and the intake log name them."""
+    if current_staff_or_token() == "staff":
+        return str(current_user.username)
+    return "an API client"
+
+
+def require_csrf_for_staff() -> None:
+    """A write from a staff session must carry the page's CSRF token (header or form field)."""
+    if request.method not in SAFE_METHODS and current_staff_or_token() == "staff":
+        csrf.protect()
 
 
 def require_staff_or_token() -> Caller:

@@ -1,23 +1,23 @@
 """The contact's status page, reached from the signed, expiring link in the acknowledgment.
 
-No account is needed: the link itself is the credential, and it shows that one request only.
+No account is needed: the link itself is the credential, and it shows that one request only
+(its status, severity, response-goal countdown and latest status report), nothing of others.
 A tampered or expired link gets a 404, which tells nothing about which requests exist.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-
 from flask import Blueprint, abort, render_template
 from sqlalchemy import select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import Session
 
 from intake.links import request_number_from_status_token
 from intake.models import RequestEvent, ServiceRequest, parse_request_number
-from intake.policy import load_policy
 from web import services
+from web.timefmt import time_left
 
 bp = Blueprint("status", __name__)
+NOT_VALID = "This status link is not valid or has expired."
 
 
 @bp.get("/status/<token>")
@@ -26,44 +26,25 @@ def request_status(token: str) -> str:
     number = request_number_from_status_token(svc.settings.secret_key, token)
     request_id = parse_request_number(number) if number else None
     if request_id is None:
-        abort(404, "This status link is not valid or has expired.")
+        abort(404, NOT_VALID)
     with svc.db.sessions() as session:
-        request = session.scalar(
-            select(ServiceRequest)
-            .where(ServiceRequest.id == request_id)
-            .options(joinedload(ServiceRequest.customer))
-        )
+        request = session.get(ServiceRequest, request_id)
         if request is None:
-            abort(404, "This status link is not valid or has expired.")
-        report = session.scalar(
-            select(RequestEvent)
-            .where(
-                RequestEvent.request_id == request_id,
-                RequestEvent.type == "status_report",
-            )
-            .order_by(RequestEvent.id.desc())
-            .limit(1)
-        )
-    level = load_policy(svc.settings.policy).level(request.severity)
+            abort(404, NOT_VALID)
+        report = _latest_report(session, request_id)
     return render_template(
         "status.html",
         request=request,
-        level=level,
+        level=svc.policy.level(request.severity),
         report=report,
-        time_left=_time_left(request.response_due_at),
+        time_left=time_left(request.response_due_at),
     )
 
 
-def _time_left(due: dt.datetime) -> str:
-    minutes = int((due - dt.datetime.now(dt.UTC)).total_seconds() // 60)
-    if minutes < 0:
-        return f"overdue by {_span(-minutes)}"
-    return f"in {_span(minutes)}"
-
-
-def _span(minutes: int) -> str:
-    if minutes < 120:
-        return f"{minutes} min"
-    if minutes < 48 * 60:
-        return f"{minutes // 60} h {minutes % 60} min"
-    return f"{minutes // (24 * 60)} days"
+def _latest_report(session: Session, request_id: int) -> RequestEvent | None:
+    return session.scalar(
+        select(RequestEvent)
+        .where(RequestEvent.request_id == request_id, RequestEvent.type == "status_report")
+        .order_by(RequestEvent.id.desc())
+        .limit(1)
+    )

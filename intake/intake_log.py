@@ -1,0 +1,55 @@
+"""The intake log explained: each decision's reason in words, and a readable view of a message.
+
+Staff look at the log to learn why a message did or did not become a request; a reason code
+such as ``outside_support_period`` is exact but terse, so the pages show these sentences.
+"""
+
+from __future__ import annotations
+
+from parsers import parse_body
+
+PREVIEW_LIMIT = 20_000  # characters of a message's text shown on its page
+
+OUTCOME_WORDS = {
+    "accepted": "became a new request",
+    "appended": "was added to an existing request",
+    "rejected": "was refused",
+    "quarantined": "is held in quarantine",
+    "suppressed": "was kept but not answered",
+    "duplicate": "repeated an earlier delivery",
+}
+
+REASON_WORDS = {
+    "new_request": "A registered contact opened a new request.",
+    "follow_up": "It replies to one of the customer's requests.",
+    "released": "A staff member released it from the quarantine.",
+    "unknown_sender": "The sender is not a registered contact of any customer.",
+    "inactive_contact": "The sender is a contact whose registration is no longer active.",
+    "outside_support_period": "The customer's support period does not cover the day it came.",
+    "category_not_allowed": "End users may only report platform or recording problems.",
+    "sender_not_authenticated": "The sender's domain did not authenticate it (DMARC).",
+    "unparseable": "The message could not be read; its raw copy is kept.",
+    "auto_submitted": "An automatic reply (out-of-office and the like); never answered.",
+    "bounce": "A delivery failure report; never answered.",
+    "list_mail": "Mail from a mailing list; never answered.",
+    "rate_limited": "Too many acknowledgments to this sender lately; this one was held back.",
+    "too_large": "The message is over the size limit.",
+}
+
+
+def reason_in_words(outcome: str, reason: str) -> str:
+    """A sentence for a decision: the reason's own sentence, or what the outcome means."""
+    if reason in REASON_WORDS:
+        return REASON_WORDS[reason]
+    words = OUTCOME_WORDS.get(outcome, outcome)
+    return f"It {words}" + (f" ({reason.replace('_', ' ')})." if reason else ".")
+
+
+def body_preview(raw: bytes | None) -> str:
+    """The message's readable text (HTML turned to text), cut to PREVIEW_LIMIT characters."""
+    if not raw:
+        return ""
+    text = parse_body(raw).text
+    if len(text) > PREVIEW_LIMIT:
+        return text[:PREVIEW_LIMIT] + "\n[… cut here; the raw message is kept in full]"
+    return text

@@ -1,0 +1,141 @@
+"""The JSON API's write side (CONTRACT §7): severity changes, escalations, quarantine releases.
+
+Bodies are JSON objects. A Bearer token needs nothing more; a browser's staff session must also
+send the page's CSRF token (``X-CSRFToken``), since its cookie travels on its own. Refusals
+are the API's JSON errors: 404 for an unknown request or entry, 409 when the action does not
+fit the current state (a closed request, a message no longer quarantined), 422 when the body
+is missing something (a justification, a reason) or the sender may not open a request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from flask import Blueprint, Response, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload, load_only, selectinload
+from werkzeug.exceptions import Conflict, HTTPException, NotFound, UnprocessableEntity
+
+from intake import quarantine, staff_actions
+from intake.jobs import enqueue_quietly
+from intake.models import Contact, IntakeRecord, ServiceRequest
+from intake.queue import make_queue
+from intake.staff_actions import ActionRefused
+from web import services
+from web.api import INTAKE_LIST_COLUMNS, MAX_ID, request_id_or_404
+from web.auth import current_actor, require_csrf_for_staff, require_staff_or_token
+from web.errors import API_PREFIX, json_response
+from web.serialize import event_json, intake_json, request_detail_json
+
+bp = Blueprint("api_actions", __name__, url_prefix=API_PREFIX)
+T = TypeVar("T")
+REFUSALS: dict[str, type[HTTPException]] = {
+    "not_found": NotFound,
+    "conflict": Conflict,
+    "invalid": UnprocessableEntity,
+}
+
+
+@bp.before_request
+def _authenticate() -> None:
+    require_staff_or_token()
+    require_csrf_for_staff()
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object; anything else is a 422 saying what to send."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        error = UnprocessableEntity("Send a JSON object (Content-Type: application/json).")
+        error.error_code = "invalid_body"  # type: ignore[attr-defined]
+        raise error
+    return body
+
+
+@contextmanager
+def refusals_as_errors() -> Iterator[None]:
+    """An ActionRefused becomes the API error of its kind, with its code and sentence."""
+    try:
+        yield
+    except ActionRefused as refused:
+        error = REFUSALS[refused.kind](refused.message)
+        error.error_code = refused.code  # type: ignore[attr-defined]
+        raise error from None
+
+
+def _in_transaction(work: Callable[[Session], T]) -> T:
+    with refusals_as_errors(), services().db.transaction() as session:
+        return work(session)
+
+
+@bp.post("/requests/<number>/severity")
+def change_severity(number: str) -> Response:
+    """The updated request (with its events); 422 without a justification."""
+    request_id, body, policy = request_id_or_404(number), json_body(), services().policy
+    _in_transaction(
+        lambda s: staff_actions.change_severity(
+            s,
+            policy,
+            request_id,
+            severity=body.get("severity"),  # type: ignore[arg-type]  # checked there
+            justification=body.get("justification"),  # type: ignore[arg-type]
+            by=current_actor(),
+        )
+    )
+    return jsonify(_request_detail(request_id))
+
+
+@bp.post("/requests/<number>/escalations")
+def escalate(number: str) -> Response:
+    """201 with the escalation's event; 422 without a reason."""
+    request_id, body = request_id_or_404(number), json_body()
+    reason = body.get("reason")
+    event = _in_transaction(
+        lambda s: staff_actions.escalate(s, request_id, reason=reason, by=current_actor())  # type: ignore[arg-type]
+    )
+    return json_response(event_json(event), 201)
+
+
+@bp.post("/intake/<int:intake_id>/release")
+def release(intake_id: int) -> Response:
+    """202: the message is accepted again and a worker opens its request."""
+    _known_id(intake_id)
+    _in_transaction(lambda s: quarantine.release(s, intake_id, by=current_actor()))
+    svc = services()
+    enqueue_quietly(make_queue(svc.settings, svc.redis), intake_id)
+    return json_response(_intake_item(intake_id), 202)
+
+
+@bp.post("/intake/<int:intake_id>/discard")
+def discard(intake_id: int) -> Response:
+    """The entry, out of the quarantine for good (kept, with its raw copy)."""
+    _known_id(intake_id)
+    _in_transaction(lambda s: quarantine.discard(s, intake_id, by=current_actor()))
+    return jsonify(_intake_item(intake_id))
+
+
+def _known_id(intake_id: int) -> None:
+    if intake_id > MAX_ID:
+        raise NotFound(f"There is no intake entry #{intake_id}.")
+
+
+def _intake_item(intake_id: int) -> dict[str, Any]:
+    with services().db.sessions() as session:
+        stmt = select(IntakeRecord).where(IntakeRecord.id == intake_id)
+        return intake_json(session.scalars(stmt.options(load_only(*INTAKE_LIST_COLUMNS))).one())
+
+
+def _request_detail(request_id: int) -> dict[str, Any]:
+    stmt = (
+        select(ServiceRequest)
+        .where(ServiceRequest.id == request_id)
+        .options(
+            joinedload(ServiceRequest.customer),
+            joinedload(ServiceRequest.contact).selectinload(Contact.emails),
+            selectinload(ServiceRequest.events),
+        )
+    )
+    with services().db.sessions() as session:
+        return request_detail_json(session.scalars(stmt).one())

@@ -1,0 +1,58 @@
+"""The staff pages' forms (Flask-WTF): each carries its CSRF token and checks its own fields."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, SelectField, StringField, TextAreaField
+from wtforms.fields import SelectChoice
+from wtforms.validators import DataRequired, Length
+
+from intake.policy import Policy
+from intake.staff_actions import TEXT_LIMIT
+
+
+def severity_choices(policy: Policy) -> list[SelectChoice]:
+    """The severities as the configured policy names them: "2 · Serious"."""
+    return [SelectChoice(n, f"{n} · {level.name}") for n, level in sorted(policy.levels.items())]
+
+
+def staff_choices(names: list[str]) -> list[SelectChoice]:
+    return [SelectChoice(name) for name in names]
+
+
+class LoginForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hints
+    username = StringField("Username", validators=[DataRequired(), Length(max=100)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1000)])
+
+
+class SeverityForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hints
+    severity = SelectField("New severity", coerce=int, choices=[])  # see severity_choices
+    justification = TextAreaField(
+        "Justification",
+        validators=[
+            DataRequired("Say why the severity changes: the impact, the evidence."),
+            Length(max=TEXT_LIMIT),
+        ],
+    )
+
+
+class EscalationForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hints
+    reason = TextAreaField(
+        "Reason",
+        validators=[
+            DataRequired("Say why this needs an escalation manager."),
+            Length(max=TEXT_LIMIT),
+        ],
+    )
+
+
+class AssignForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hints
+    assignee = SelectField("Assign to", choices=[])  # see staff_choices
+
+
+class ResolveForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hints
+    note = TextAreaField("What solved it", validators=[Length(max=TEXT_LIMIT)])
+
+
+class ConfirmForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hints
+    """A button-only form (release, discard, sign out): the CSRF token is its one field."""

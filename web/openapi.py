@@ -1,0 +1,277 @@
+"""``GET /api/openapi.json``: the OpenAPI 3.1 document of the JSON API (CONTRACT §7).
+
+Written by hand beside the routes it describes; the contract test (tests/test_api_contract.py)
+drives the running app from this document with schemathesis, so a route that answers other
+than it says fails there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+from intake import __version__
+from web.api import CHANNELS, MAX_LIMIT, OUTCOMES, REQUEST_STATUSES, SEVERITIES
+from web.errors import API_PREFIX
+
+bp = Blueprint("openapi", __name__, url_prefix=API_PREFIX)
+
+Schema = dict[str, Any]
+REF = "#/components/schemas/"
+NUMBER_PATTERN = "^[Ss][Rr]-[0-9]{6,18}$"
+NO_NUL = "^[^\\u0000]*$"  # text parameters never hold NUL (422)
+
+
+@bp.get("/openapi.json")
+def document() -> Response:
+    """The document itself needs no token: it describes, it does not show data."""
+    return jsonify(openapi_document())
+
+
+def openapi_document() -> Schema:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Intake gateway API",
+            "version": __version__,
+            "description": "Service requests and the intake log. Authenticate with "
+            "'Authorization: Bearer <token>' (intake token create NAME) or a staff session.",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "paths": _paths(),
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": _schemas(),
+        },
+    }
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": REF + name}
+
+
+def _json(schema: Schema, description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Schema]:
+    words = {
+        401: "No valid token or session.",
+        404: "No such resource.",
+        409: "The action does not fit the current state.",
+        422: "A parameter or the body is not acceptable.",
+    }
+    return {str(code): _json(_ref("Error"), words[code]) for code in (401, *codes)}
+
+
+def _query(name: str, schema: Schema, description: str) -> Schema:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def _paging() -> list[Schema]:
+    return [
+        _query(
+            "limit",
+            {"type": "integer", "minimum": 1},
+            f"page size (default 50, at most {MAX_LIMIT})",
+        ),
+        _query(
+            "cursor", {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}, "'next' of the page before"
+        ),
+    ]
+
+
+def _number_parameter() -> Schema:
+    schema = {"type": "string", "pattern": NUMBER_PATTERN}
+    return {"name": "number", "in": "path", "required": True, "schema": schema}
+
+
+def _intake_id_parameter() -> Schema:
+    schema = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+    return {"name": "id", "in": "path", "required": True, "schema": schema}
+
+
+def _body(schema: Schema) -> Schema:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _paths() -> Schema:
+    return {
+        "/api/health": {"get": _health()},
+        "/api/requests": {"get": _list_requests()},
+        "/api/requests/{number}": {"get": _get_request()},
+        "/api/requests/{number}/severity": {"post": _change_severity()},
+        "/api/requests/{number}/escalations": {"post": _escalate()},
+        "/api/intake": {"get": _list_intake()},
+        "/api/intake/{id}/release": {"post": _release()},
+        "/api/intake/{id}/discard": {"post": _discard()},
+    }
+
+
+def _health() -> Schema:
+    return {
+        "summary": "The state of the database, Redis, the doors and the workers",
+        "security": [],
+        "responses": {
+            "200": _json(_ref("Health"), "Database and Redis answer."),
+            "503": _json(_ref("Health"), "Database or Redis is down."),
+        },
+    }
+
+
+def _list_requests() -> Schema:
+    text = {"type": "string", "pattern": NO_NUL}
+    return {
+        "summary": "Requests, newest first",
+        "parameters": [
+            _query("status", {"type": "string", "enum": list(REQUEST_STATUSES)}, "status"),
+            _query("severity", {"type": "integer", "enum": list(SEVERITIES)}, "severity"),
+            _query("channel", {"type": "string", "enum": list(CHANNELS)}, "channel"),
+            _query("customer", text, "the customer's name"),
+            _query("contact", text, "the contact's email address"),
+            *_paging(),
+        ],
+        "responses": {"200": _json(_ref("RequestPage"), "A page of requests."), **_errors(422)},
+    }
+
+
+def _get_request() -> Schema:
+    return {
+        "summary": "One request with its events",
+        "parameters": [_number_parameter()],
+        "responses": {"200": _json(_ref("RequestDetail"), "The request."), **_errors(404)},
+    }
+
+
+def _change_severity() -> Schema:
+    body = {
+        "type": "object",
+        "required": ["severity", "justification"],
+        "properties": {
+            "severity": {"type": "integer", "enum": list(SEVERITIES)},
+            "justification": {"type": "string", "minLength": 1, "pattern": "\\S"},
+        },
+    }
+    return {
+        "summary": "Change the severity; the response goal counts from now",
+        "parameters": [_number_parameter()],
+        "requestBody": _body(body),
+        "responses": {
+            "200": _json(_ref("RequestDetail"), "The updated request."),
+            **_errors(404, 409, 422),
+        },
+    }
+
+
+def _escalate() -> Schema:
+    body = {
+        "type": "object",
+        "required": ["reason"],
+        "properties": {"reason": {"type": "string", "minLength": 1, "pattern": "\\S"}},
+    }
+    return {
+        "summary": "Escalate to an escalation manager",
+        "parameters": [_number_parameter()],
+        "requestBody": _body(body),
+        "responses": {"201": _json(_ref("Event"), "The escalation."), **_errors(404, 409, 422)},
+    }
+
+
+def _list_intake() -> Schema:
+    return {
+        "summary": "The intake log, newest first: every message and call, and its outcome",
+        "parameters": [
+            _query("outcome", {"type": "string", "enum": list(OUTCOMES)}, "outcome"),
+            _query("channel", {"type": "string", "enum": list(CHANNELS)}, "channel"),
+            *_paging(),
+        ],
+        "responses": {"200": _json(_ref("IntakePage"), "A page of the log."), **_errors(422)},
+    }
+
+
+def _release() -> Schema:
+    return {
+        "summary": "Release a quarantined message: it becomes a request (a worker opens it)",
+        "parameters": [_intake_id_parameter()],
+        "responses": {
+            "202": _json(_ref("IntakeItem"), "Accepted; the request follows."),
+            **_errors(404, 409, 422),
+        },
+    }
+
+
+def _discard() -> Schema:
+    return {
+        "summary": "Discard a quarantined message (it is kept, out of the quarantine)",
+        "parameters": [_intake_id_parameter()],
+        "responses": {"200": _json(_ref("IntakeItem"), "Discarded."), **_errors(404, 409)},
+    }
+
+
+def _nullable(kind: str, **more: Any) -> Schema:
+    return {"type": [kind, "null"], **more}
+
+
+def _object(properties: Schema, **more: Any) -> Schema:
+    return {"type": "object", "required": list(properties), "properties": properties, **more}
+
+
+def _schemas() -> Schema:
+    time = {"type": "string", "format": "date-time"}
+    text = {"type": "string"}
+    severity = {"type": "integer", "enum": list(SEVERITIES)}
+    request = {
+        "number": {"type": "string", "pattern": "^SR-[0-9]{6,}$"},
+        "customer": text,
+        "contact": _object(
+            {"name": text, "email": _nullable("string"), "phone": _nullable("string")}
+        ),
+        "channel": {"type": "string", "enum": list(CHANNELS)},
+        "severity": severity,
+        "initial_severity": severity,
+        "status": {"type": "string", "enum": list(REQUEST_STATUSES)},
+        "subject": text,
+        "description": text,
+        "created_at": time,
+        "response_due_at": time,
+        "acknowledged_at": _nullable("string", format="date-time"),
+    }
+    event = _object({"type": text, "at": time, "detail": {"type": "object"}})
+    intake = {
+        "id": {"type": "integer"},
+        "channel": {"type": "string", "enum": list(CHANNELS)},
+        "sender": text,
+        "subject": text,
+        "outcome": {"type": "string", "enum": list(OUTCOMES)},
+        "reason": _nullable("string"),
+        "received_at": time,
+        "request": _nullable("string", pattern="^SR-[0-9]{6,}$"),
+    }
+    next_cursor = _nullable("string")
+    return {
+        "Error": _object({"error": _object({"code": text, "message": text})}),
+        "Health": _object(
+            {
+                "status": {"type": "string", "enum": ["ok", "degraded"]},
+                "components": {"type": "object"},
+            }
+        ),
+        "Request": _object(request),
+        "Event": event,
+        "RequestDetail": _object(request | {"events": {"type": "array", "items": _ref("Event")}}),
+        "RequestPage": _object(
+            {"items": {"type": "array", "items": _ref("Request")}, "next": next_cursor}
+        ),
+        "IntakeItem": _object(intake),
+        "IntakePage": _object(
+            {"items": {"type": "array", "items": _ref("IntakeItem")}, "next": next_cursor}
+        ),
+    }

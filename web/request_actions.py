@@ -1,0 +1,107 @@
+"""The staff actions on a request's page: change severity, escalate, assign, resolve.
+
+Each is a form POST (with its CSRF token) that calls intake.staff_actions in one transaction
+and answers with a redirect back to the request (post/redirect/get), saying what was done. A
+form with a missing field shows the page again with the field's error and what was typed; an
+action that cannot be done (a closed request) says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, flash, redirect, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import NotFound
+from werkzeug.wrappers import Response
+
+from intake import staff_actions
+from intake.staff_actions import ActionRefused
+from web import services
+from web.api import request_id_or_404
+from web.forms import AssignForm, EscalationForm, ResolveForm, SeverityForm
+from web.login import require_staff_page
+from web.pages import add_choices, render_request_page
+
+bp = Blueprint("request_actions", __name__)
+bp.before_request(require_staff_page)
+
+Answer = Response | tuple[str, int]
+
+
+def _act(number: str, work: Callable[[Session, int, str], Any], done: str) -> Response:
+    """Run one action in a transaction; flash what happened; back to the request's page."""
+    request_id = request_id_or_404(number)
+    try:
+        with services().db.transaction() as session:
+            work(session, request_id, str(current_user.username))
+        flash(done)
+    except ActionRefused as refused:
+        if refused.kind == "not_found":
+            raise NotFound(refused.message) from None
+        flash(refused.message, "error")
+    return redirect(url_for("pages.request_page", number=number.upper()))
+
+
+def _invalid(number: str, name: str, form: FlaskForm) -> tuple[str, int]:
+    return render_request_page(request_id_or_404(number), {name: form}, status=422)
+
+
+@bp.post("/requests/<number>/severity")
+def change_severity(number: str) -> Answer:
+    form = SeverityForm(prefix="sev")
+    add_choices(form, AssignForm(prefix="asg"))
+    if not form.validate_on_submit():
+        return _invalid(number, "severity", form)
+    severity, why = int(form.severity.data), form.justification.data or ""
+    policy = services().policy
+    return _act(
+        number,
+        lambda s, rid, by: staff_actions.change_severity(
+            s, policy, rid, severity=severity, justification=why, by=by
+        ),
+        f"Severity changed to {severity}; the response goal now counts from this moment.",
+    )
+
+
+@bp.post("/requests/<number>/escalate")
+def escalate(number: str) -> Answer:
+    form = EscalationForm(prefix="esc")
+    if not form.validate_on_submit():
+        return _invalid(number, "escalate", form)
+    reason = form.reason.data or ""
+    return _act(
+        number,
+        lambda s, rid, by: staff_actions.escalate(s, rid, reason=reason, by=by),
+        "Escalated to the escalation manager.",
+    )
+
+
+@bp.post("/requests/<number>/assign")
+def assign(number: str) -> Answer:
+    form = AssignForm(prefix="asg")
+    add_choices(SeverityForm(prefix="sev"), form)
+    if not form.validate_on_submit():
+        return _invalid(number, "assign", form)
+    assignee = str(form.assignee.data)
+    return _act(
+        number,
+        lambda s, rid, by: staff_actions.assign(s, rid, assignee=assignee, by=by),
+        f"Assigned to {assignee}; the request is in progress.",
+    )
+
+
+@bp.post("/requests/<number>/resolve")
+def resolve(number: str) -> Answer:
+    form = ResolveForm(prefix="res")
+    if not form.validate_on_submit():
+        return _invalid(number, "resolve", form)
+    note = form.note.data or ""
+    return _act(
+        number,
+        lambda s, rid, by: staff_actions.resolve(s, rid, note=note, by=by),
+        "Resolved.",
+    )
