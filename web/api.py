@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, jsonify, request
-from sqlalchemy import ColumnElement, false, select, tuple_
+from sqlalchemy import ColumnElement, Select, false, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload, load_only, selectinload
 from werkzeug.exceptions import NotFound, UnprocessableEntity
 
@@ -108,11 +108,9 @@ def list_requests() -> Response:
         return page_response(session.scalars(stmt).all(), limit, request_json)
 
 
-@bp.get("/requests/<number>")
-def get_request(number: str) -> Response:
-    """One request with its events; 404 for a number that is malformed or unknown."""
-    request_id = request_id_or_404(number)
-    stmt = (
+def request_detail_statement(request_id: int) -> Select[ServiceRequest]:
+    """One request with everything its detail view shows, loaded in three queries."""
+    return (
         select(ServiceRequest)
         .where(ServiceRequest.id == request_id)
         .options(
@@ -121,8 +119,14 @@ def get_request(number: str) -> Response:
             selectinload(ServiceRequest.events),
         )
     )
+
+
+@bp.get("/requests/<number>")
+def get_request(number: str) -> Response:
+    """One request with its events; 404 for a number that is malformed or unknown."""
+    request_id = request_id_or_404(number)
     with services().db.sessions() as session:
-        found = session.scalars(stmt).one_or_none()
+        found = session.scalars(request_detail_statement(request_id)).one_or_none()
         if found is None:
             raise NotFound(f"There is no request {format_request_number(request_id)}.")
         return jsonify(request_detail_json(found))

@@ -15,16 +15,16 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload, load_only, selectinload
+from sqlalchemy.orm import Session, load_only
 from werkzeug.exceptions import Conflict, HTTPException, NotFound, UnprocessableEntity
 
 from intake import quarantine, staff_actions
 from intake.jobs import enqueue_quietly
-from intake.models import Contact, IntakeRecord, ServiceRequest
+from intake.models import IntakeRecord
 from intake.queue import make_queue
 from intake.staff_actions import ActionRefused
 from web import services
-from web.api import INTAKE_LIST_COLUMNS, MAX_ID, request_id_or_404
+from web.api import INTAKE_LIST_COLUMNS, MAX_ID, request_detail_statement, request_id_or_404
 from web.auth import current_actor, require_csrf_for_staff, require_staff_or_token
 from web.errors import API_PREFIX, json_response
 from web.serialize import event_json, intake_json, request_detail_json
@@ -128,14 +128,5 @@ def _intake_item(intake_id: int) -> dict[str, Any]:
 
 
 def _request_detail(request_id: int) -> dict[str, Any]:
-    stmt = (
-        select(ServiceRequest)
-        .where(ServiceRequest.id == request_id)
-        .options(
-            joinedload(ServiceRequest.customer),
-            joinedload(ServiceRequest.contact).selectinload(Contact.emails),
-            selectinload(ServiceRequest.events),
-        )
-    )
     with services().db.sessions() as session:
-        return request_detail_json(session.scalars(stmt).one())
+        return request_detail_json(session.scalars(request_detail_statement(request_id)).one())
