@@ -1,5 +1,7 @@
 """The acknowledgment mail (CONTRACT §6): threaded to the original, marked auto-replied, stating
-the severity, the response goal, when it falls due, and a signed link to the request's status."""
+the severity, the response goal, when it falls due, and a signed link to the request's status.
+Its Message-ID and its Reply-To carry the request number with an HMAC tag, so a reply finds its
+request without trusting anything the replier could have guessed."""
 
 from __future__ import annotations
 
@@ -8,11 +10,11 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 
-from intake.links import message_tag, status_url
+from intake.links import message_tag, reply_address, status_url
 from intake.policy import SeverityLevel
+from parsers import LOOP_HEADER
 
-# Our own loop marker: mail carrying it came from a gateway and is never answered.
-LOOP_HEADER = "X-Intake-Loop"
+__all__ = ["LOOP_HEADER", "AckFacts", "ack_message_id", "compose_acknowledgment"]
 
 
 @dataclass(frozen=True)
@@ -35,11 +37,19 @@ def ack_message_id(secret_key: str, number: str, from_address: str) -> str:
 
 
 def compose_acknowledgment(
-    facts: AckFacts, *, from_address: str, public_url: str, secret_key: str
+    facts: AckFacts,
+    *,
+    from_address: str,
+    public_url: str,
+    secret_key: str,
+    support_address: str = "",
 ) -> EmailMessage:
+    """The acknowledgment; replies go to ``support_address`` (default: the From) plus the
+    request's signed token, an address the SMTP door accepts."""
     msg = EmailMessage()
     msg["From"] = from_address
-    msg["To"] = formataddr((facts.to_name, facts.to_address))
+    msg["Reply-To"] = reply_address(secret_key, facts.number, support_address or from_address)
+    msg["To"] = _mailbox(facts.to_name, facts.to_address)
     msg["Subject"] = f"[{facts.number}] Received: {facts.original_subject or '(no subject)'}"
     msg["Date"] = format_datetime(dt.datetime.now(dt.UTC))
     msg["Message-ID"] = ack_message_id(secret_key, facts.number, from_address)
@@ -51,6 +61,12 @@ def compose_acknowledgment(
     msg[LOOP_HEADER] = from_address
     msg.set_content(_body(facts, status_url(public_url, secret_key, facts.number)))
     return msg
+
+
+def _mailbox(name: str, address: str) -> str:
+    """``Name <address>``; an internationalised address (RFC 6532), which formataddr refuses,
+    stands alone (it goes out with SMTPUTF8)."""
+    return formataddr((name, address)) if address.isascii() else address
 
 
 def _body(facts: AckFacts, link: str) -> str:

@@ -15,6 +15,7 @@ from rq import Queue
 from sqlalchemy import select
 
 from intake import jobs, runtime
+from intake.bounces import skip_undeliverable
 from intake.delivery import Mailer, PermanentDeliveryError, deliver
 from intake.models import OutboxMessage
 from intake.outbox import mark_sent
@@ -74,6 +75,8 @@ def send_outbox_rows(outbox_ids: Sequence[int]) -> None:
                 OutboxMessage.payload,
             ).where(OutboxMessage.id.in_(outbox_ids), OutboxMessage.sent_at.is_(None))
         ).all()
+    held = skip_undeliverable(rt.db, [r.id for r in rows], give_up_at=jobs.MAX_SEND_ATTEMPTS)
+    rows = [r for r in rows if r.id not in held]
     sent, failures = [], []
     with Mailer(rt.settings) as mailer:
         for row in rows:

@@ -77,11 +77,14 @@ class Mailer:
         client = self._usable_client()
         try:
             # An automatic reply goes out with a null return path (RFC 3834), so a bounce of it
-            # can never start a loop.
-            client.sendmail("<>", [recipient], payload)
+            # can never start a loop. An internationalised address (RFC 6531) needs SMTPUTF8.
+            options = [] if recipient.isascii() else ["SMTPUTF8"]
+            client.sendmail("<>", [recipient], payload, mail_options=options)
         except (smtplib.SMTPServerDisconnected, OSError):
             self.client = None  # the next message opens a new connection
             raise
+        except smtplib.SMTPNotSupportedError as exc:  # the relay cannot carry it, ever
+            raise PermanentDeliveryError(f"the relay refuses {recipient!r}: {exc}") from exc
         self.last_used = time.monotonic()
         return "relay"
 

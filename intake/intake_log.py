@@ -34,6 +34,13 @@ REASON_WORDS = {
     "list_mail": "Mail from a mailing list; never answered.",
     "rate_limited": "Too many acknowledgments to this sender lately; this one was held back.",
     "too_large": "The message is over the size limit.",
+    "loop": "Our own mail came back to us (our loop marker or our own address); never answered.",
+    "parse_error": "The message could not be parsed; it is kept raw in the quarantine.",
+    "ambiguous_sender": "It names more than one sender, so who sent it is unclear.",
+    "reopened": "It replies to a resolved or closed request, which it opened again.",
+    "unsendable": "The request opened, but its acknowledgment could not be composed or sent.",
+    "status_inquiry": "A caller asked for the status of a request by phone.",
+    "call_abandoned": "The caller hung up before a request could be opened.",
 }
 
 

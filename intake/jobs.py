@@ -18,6 +18,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import select
 
 from intake import runtime
+from intake.bounces import skip_undeliverable
 from intake.delivery import PermanentDeliveryError, deliver
 from intake.models import IntakeRecord, OutboxMessage, utcnow
 from intake.outbox import mark_sent
@@ -50,6 +51,8 @@ def send_outbox(outbox_id: int) -> None:
         if row is None or row.sent_at is not None:
             return
         recipient, payload, channel = row.recipient, row.payload, row.channel
+    if skip_undeliverable(rt.db, [outbox_id], give_up_at=MAX_SEND_ATTEMPTS):
+        return  # it bounced lately: marked with the reason, never retried
     try:
         where = deliver(rt.settings, channel, outbox_id, recipient, payload)
     except PermanentDeliveryError as exc:

@@ -1,4 +1,4 @@
-"""What the pipeline's steps look up: earlier intake rows, contacts, requests a reply names.
+"""What the pipeline's steps look up: earlier intake rows, contacts, the customer of a request.
 
 :class:`Lookups` asks the database once per question. :class:`BatchLookups` serves a batch of
 messages decided in one transaction: it finds every earlier copy with one query and answers
@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from intake.contacts import ContactView, find_contact_by_email, find_contact_by_id
-from intake.models import IntakeRecord, OutboxMessage, ServiceRequest
-
-THREAD_IDS_LIMIT = 50  # message ids of a reply's References that are looked at
+from intake.models import IntakeRecord, ServiceRequest
 
 
 @dataclass(frozen=True)
@@ -49,17 +47,6 @@ class Lookups:
         return self.session.scalar(
             select(ServiceRequest.customer_id).where(ServiceRequest.id == request_id)
         )
-
-    def requests_threaded_by(self, message_ids: Sequence[str]) -> list[int]:
-        """The requests whose acknowledgments carry one of these Message-IDs."""
-        if not message_ids:
-            return []
-        found = self.session.scalars(
-            select(OutboxMessage.request_id).where(
-                OutboxMessage.message_id.in_(message_ids[:THREAD_IDS_LIMIT])
-            )
-        )
-        return [i for i in found if i is not None]
 
     def _originals(self, keys: Iterable[str]) -> dict[str, Original]:
         rows = self.session.execute(

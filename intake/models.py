@@ -250,6 +250,8 @@ class OutboxMessage(Base):
     __table_args__ = (
         UniqueConstraint("purpose", "request_id", "intake_id", "channel", name="uq_outbox_purpose"),
         Index("ix_outbox_unsent", "sent_at", "created_at"),
+        # The acknowledgments one address got lately (the per-address rate limit counts them).
+        Index("ix_outbox_recipient_created", "recipient", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -336,3 +338,35 @@ class CallSession(Base):
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     ended_at: Mapped[dt.datetime | None]
+
+
+class IntakeAttachment(Base):
+    """A file attached to an inbound mail: its safe name, declared type, size and bytes.
+
+    ``data`` is None when the file was over the caps (see :mod:`intake.attachments`): the row
+    still says it was there. The raw message in the intake log holds every byte regardless.
+    """
+
+    __tablename__ = "intake_attachments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    intake_id: Mapped[int] = mapped_column(ForeignKey("intake_log.id"), index=True)
+    position: Mapped[int] = mapped_column(default=0)  # its place among the message's files
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    data: Mapped[bytes | None] = mapped_column(LargeBinary)
+    note: Mapped[str] = mapped_column(Text, default="")  # why the bytes were not kept
+
+
+class UndeliverableAddress(Base):
+    """An address our mail bounced from: no acknowledgment goes to it until ``until``."""
+
+    __tablename__ = "undeliverable_addresses"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    address: Mapped[str] = mapped_column(String(320), unique=True)  # lower-case
+    until: Mapped[dt.datetime]
+    reason: Mapped[str] = mapped_column(Text, default="")  # the bounce's status, in words
+    intake_id: Mapped[int | None] = mapped_column(ForeignKey("intake_log.id"))  # the bounce
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

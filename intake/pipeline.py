@@ -24,6 +24,7 @@ from intake.errors import StorageUnavailable
 from intake.inbound import InboundMessage
 from intake.lookups import Lookups
 from intake.models import IntakeRecord, parse_request_number
+from parsers import clean_text
 
 OUTCOMES = ("accepted", "appended", "rejected", "quarantined", "suppressed", "duplicate")
 # Outcomes that still need a worker to finish them (open the request, append the message).
@@ -38,6 +39,17 @@ class Decision:
     contact_id: int | None = None
     request_id: int | None = None
     duplicate_of: int | None = None
+
+    @property
+    def needs_worker(self) -> bool:
+        """Work is left after the reply: a request to open or a follow-up to append, or a
+        bounce to read (it may report one of our acknowledgments undeliverable)."""
+        if self.duplicate_of is not None:
+            return False
+        return self.outcome in PENDING_OUTCOMES or (self.outcome, self.reason) == SUPPRESSED_BOUNCE
+
+
+SUPPRESSED_BOUNCE = ("suppressed", "bounce")
 
 
 @dataclass
@@ -83,10 +95,22 @@ def check_entitlement(ctx: Context) -> Decision | None:
     return Decision("rejected", refusal.reason, refusal.sentence, contact_id=contact_id)
 
 
+def hold_ambiguous_author(ctx: Context) -> Decision | None:
+    """Two From headers (or addresses) are how a forger shows a mail client one author and a
+    sender check another: such mail waits in the quarantine for a person to look at it."""
+    msg = ctx.message
+    if msg.channel != "email" or msg.sender_count <= 1:
+        return None
+    contact_id = ctx.contact.contact_id if ctx.contact else None
+    sentence = f"The message names {msg.sender_count} authors in its From headers."
+    return Decision("quarantined", "ambiguous_sender", sentence, contact_id=contact_id)
+
+
 def find_request_replied_to(ctx: Context) -> Decision | None:
-    """A follow-up names one of the customer's requests, in its subject or its threading headers."""
+    """A follow-up names one of the customer's requests: a signed token of our mail (the door
+    verified its tag) or the subject's [SR-000123]; either way only the sender's customer's."""
     assert ctx.contact is not None  # check_entitlement ran before
-    for request_id in _candidate_requests(ctx.lookups, ctx.message):
+    for request_id in _candidate_requests(ctx.message):
         if ctx.lookups.customer_of_request(request_id) == ctx.contact.customer_id:
             return Decision(
                 "appended", "follow_up", contact_id=ctx.contact.contact_id, request_id=request_id
@@ -99,18 +123,19 @@ def accept_new_request(ctx: Context) -> Decision:
     return Decision("accepted", "new_request", contact_id=ctx.contact.contact_id)
 
 
-def _candidate_requests(lookups: Lookups, msg: InboundMessage) -> list[int]:
+def _candidate_requests(msg: InboundMessage) -> list[int]:
     ids = [i for n in msg.request_numbers if (i := parse_request_number(n)) is not None]
-    ids += lookups.requests_threaded_by([m for m in (*msg.in_reply_to, *msg.references) if m])
     return list(dict.fromkeys(ids))
 
 
 # The order matters: a duplicate is recognised before anything else, machine mail is never
-# refused (a refusal would answer a robot), and only an entitled sender can reach a request.
+# refused (a refusal would answer a robot), an unknown sender is refused before anything of
+# his is kept in the quarantine, and only an entitled sender can reach a request.
 STEPS: tuple[tuple[str, Step], ...] = (
     ("dedupe", find_duplicate),
     ("classify", suppress_automatic),
     ("entitle", check_entitlement),
+    ("single_author", hold_ambiguous_author),
     ("correlate", find_request_replied_to),
     ("open", accept_new_request),
 )
@@ -175,16 +200,17 @@ def _intake_values(msg: InboundMessage, decision: Decision) -> dict[str, Any]:
     return {
         "channel": msg.channel,
         "received_at": msg.received_at,
-        "sender": msg.sender[:320],
-        "recipients": ",".join(msg.recipients),
-        "subject": msg.subject,
-        "message_id": msg.message_id[:998],
+        # Header text can hold NUL or lone surrogates (UTF-7 words), which no database stores.
+        "sender": clean_text(msg.sender[:320]),
+        "recipients": clean_text(",".join(msg.recipients)),
+        "subject": clean_text(msg.subject),
+        "message_id": clean_text(msg.message_id[:998]),
         # A repeat gets its own row, keyed apart from the original, and no second raw copy.
         "dedupe_key": f"{msg.dedupe_key}:repeat:{uuid.uuid4().hex}" if repeat else msg.dedupe_key,
         "outcome": "duplicate" if repeat else decision.outcome,
         "reason": decision.reason,
-        "detail": detail,
-        "state": "pending" if decision.outcome in PENDING_OUTCOMES and not repeat else "done",
+        "detail": clean_text(detail),
+        "state": "pending" if decision.needs_worker else "done",
         "attempts": 0,
         "last_error": "",
         "contact_id": decision.contact_id,

@@ -20,7 +20,7 @@ from intake.db import Database
 from intake.errors import StorageUnavailable
 from intake.inbound import InboundMessage
 from intake.lookups import BatchLookups, ContactDirectory
-from intake.pipeline import PENDING_OUTCOMES, Decision, record, record_many_in
+from intake.pipeline import Decision, record, record_many_in
 
 log = logging.getLogger(__name__)
 
@@ -124,17 +124,16 @@ class BatchRecorder:
     def _complete(
         self, futures: Sequence[Future[Recorded]], results: Sequence[Recorded | BaseException]
     ) -> None:
-        pending = []
+        # The work is handed to the queue before anyone is answered, so a 250 means the
+        # job is queued too (when Redis is up; the sweep covers the rest).
+        pending = [r[1] for r in results if not isinstance(r, BaseException) and r[0].needs_worker]
+        if pending and self.on_committed is not None:
+            self._notify(pending)
         for future, result in zip(futures, results, strict=True):
             if isinstance(result, BaseException):
                 future.set_exception(result)
-                continue
-            future.set_result(result)
-            decision, intake_id = result
-            if decision.outcome in PENDING_OUTCOMES and decision.duplicate_of is None:
-                pending.append(intake_id)
-        if pending and self.on_committed is not None:
-            self._notify(pending)
+            else:
+                future.set_result(result)
 
     def _notify(self, intake_ids: list[int]) -> None:
         assert self.on_committed is not None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -57,6 +58,8 @@ class Settings:
     twilio_auth_token: str = ""
     twilio_phone_number: str = ""
     twilio_api_base: str = ""
+    tls_cert_file: str = ""  # PEM certificate (chain) for STARTTLS on the SMTP door; empty: none
+    tls_key_file: str = ""  # its private key (empty: the key is in the certificate file)
     policy: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -175,7 +178,30 @@ def _validated(s: Settings) -> Settings:
         raise ConfigError("Setting 'job_timeout' must be between 1 and 3600 seconds.")
     if s.max_message_size < 1024:
         raise ConfigError("Setting 'max_message_size' must be at least 1024 bytes.")
+    _check_tls_files(s.tls_cert_file, s.tls_key_file)
     return s
+
+
+def _check_tls_files(cert_file: str, key_file: str) -> None:
+    """A key needs a certificate; both must be readable and match (the SMTP door's STARTTLS)."""
+    if key_file and not cert_file:
+        raise ConfigError("Setting 'tls_key_file' is set but 'tls_cert_file' is not.")
+    if not cert_file:
+        return
+    for name, path in (("tls_cert_file", cert_file), ("tls_key_file", key_file)):
+        if path and not Path(path).is_file():
+            raise ConfigError(f"Setting '{name}' names {path}, which is not a readable file.")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            cert_file,
+            key_file or None,
+            password="",  # an encrypted key fails, never prompts
+        )
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            f"Settings 'tls_cert_file'/'tls_key_file' do not hold a usable certificate and "
+            f"key: {exc}."
+        ) from None
 
 
 def _check_url(name: str, url: str, schemes: tuple[str, ...]) -> None:

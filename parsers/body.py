@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import Compat32
@@ -19,13 +19,17 @@ from parsers.charsets import decode_bytes
 from parsers.encoded_words import decode_words
 from parsers.fields import BOM
 from parsers.filenames import safe_filename
-from parsers.html_text import html_to_text
+from parsers.html_text import HTML_CAP, html_to_text
 
 TEXT_CAP = 1_000_000
 PARTS_CAP = 500
 DEPTH_CAP = 20
 DEFECTS_CAP = 50
+BOUNDARY_LINES_CAP = 4 * PARTS_CAP  # lines starting "--" the tree builder gets to see
 INTERNAL_ERROR = "internal parser error"  # the start of the defect when a bug was caught
+TOO_DEEP = "nesting too deep to parse"
+# Defects that say no part tree could be built: only the first body's raw text is known.
+UNPARSED = (INTERNAL_ERROR, TOO_DEEP)
 
 
 class _RawHeaderPolicy(Compat32):
@@ -45,21 +49,25 @@ _MIME_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+")
 
 @dataclass(frozen=True)
 class AttachmentInfo:
-    """One attached file: its safe filename, its declared content type and its decoded size."""
+    """One attached file: its safe filename, its declared content type, its decoded size and
+    its decoded bytes (an attached message: as written out again)."""
 
     filename: str
     content_type: str
     size: int
+    data: bytes = field(default=b"", repr=False, compare=False)
 
 
 @dataclass(frozen=True)
 class ParsedBody:
-    """The readable text of a message, where it came from, its attachments and parse defects."""
+    """The readable text of a message, where it came from, its attachments and parse defects;
+    ``markup`` is the HTML the text was made from (capped, unsanitised), "" for plain text."""
 
     text: str
     html: bool
     attachments: tuple[AttachmentInfo, ...]
     defects: tuple[str, ...]
+    markup: str = field(default="", repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -77,12 +85,28 @@ class _Leaf:
 
 def parse_body(raw: bytes) -> ParsedBody:
     """The text, attachments and defects of ``raw``; any bytes give a result."""
+    source, cut = _within_boundary_cap(raw.removeprefix(BOM))
     try:
-        return _read_tree(BytesParser(policy=_RAW_HEADERS).parsebytes(raw.removeprefix(BOM)))
+        parsed = _read_tree(BytesParser(policy=_RAW_HEADERS).parsebytes(source))
     except RecursionError:  # the email parser recurses once per level of nesting
-        return _unparsed(raw, "nesting too deep to parse")
+        return _unparsed(raw, TOO_DEEP)
     except Exception as error:  # a bug must not lose the message; the tests look for this
         return _unparsed(raw, f"{INTERNAL_ERROR}: {type(error).__name__}")
+    if not cut:
+        return parsed
+    note = f"more than {BOUNDARY_LINES_CAP} boundary lines; the rest were not read"
+    return replace(parsed, defects=_capped([*parsed.defects, note]))
+
+
+def _within_boundary_cap(raw: bytes) -> tuple[bytes, bool]:
+    """``raw`` cut before its ``BOUNDARY_LINES_CAP``-th line starting with "--", so that a
+    message of a million tiny parts costs no more to parse than one of a few thousand."""
+    if raw.count(b"\n--") <= BOUNDARY_LINES_CAP:
+        return raw, False
+    at = -1
+    for _ in range(BOUNDARY_LINES_CAP):
+        at = raw.find(b"\n--", at + 1)
+    return raw[: at + 1], True
 
 
 def _read_tree(message: Message) -> ParsedBody:
@@ -90,7 +114,8 @@ def _read_tree(message: Message) -> ParsedBody:
     leaves = list(_walk(message, defects))
     text, html, used = _choose_text(leaves)
     attachments = tuple(_attachment(leaf) for leaf in leaves if _is_attachment(leaf, used))
-    return ParsedBody(text, html, attachments, _capped(defects))
+    markup = _part_text(used[0])[:HTML_CAP] if html else ""
+    return ParsedBody(text, html, attachments, _capped(defects), markup)
 
 
 def _walk(message: Message, defects: list[str]) -> Iterator[_Leaf]:
@@ -202,10 +227,12 @@ def _is_attachment(leaf: _Leaf, used: list[Message]) -> bool:
 def _attachment(leaf: _Leaf) -> AttachmentInfo:
     part = leaf.part
     name = _raw_filename(part)
+    data = _message_bytes(part) if leaf.message else _payload_bytes(part)
     return AttachmentInfo(
         filename=safe_filename(decode_words(name) if name else None),
         content_type=_content_type(part),
-        size=_message_size(part) if leaf.message else len(_payload_bytes(part)),
+        size=len(data),
+        data=data,
     )
 
 
@@ -215,12 +242,12 @@ def _content_type(part: Message) -> str:
     return found.group(0) if found else "application/octet-stream"
 
 
-def _message_size(part: Message) -> int:
-    """The size of an attached message as written out again (with LF line endings)."""
+def _message_bytes(part: Message) -> bytes:
+    """An attached message as written out again (with LF line endings)."""
     try:
-        return sum(len(child.as_bytes()) for child in _children(part) or ())
-    except Exception:  # a message that cannot be written out has no size
-        return 0
+        return b"".join(child.as_bytes() for child in _children(part) or ())
+    except Exception:  # a message that cannot be written out has no bytes
+        return b""
 
 
 def _raw_filename(part: Message) -> str | None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import codecs
 from functools import lru_cache
 
+from parsers.iso2022jp import decode_iso2022_jp
+
 FALLBACK = "utf-8"
 _NOT_FOR_MAIL = frozenset(
     {"idna", "punycode", "unicode_escape", "raw_unicode_escape", "undefined", "mbcs", "oem"}
@@ -67,8 +69,11 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
     """
     if _label(charset) in _UNDECLARED:
         return data.decode("ascii") if data.isascii() else _utf8_or_cp1252(data)
+    codec = codec_name(charset)
+    if codec == "iso2022_jp":  # with the Windows extensions Japanese mail uses
+        return decode_iso2022_jp(data)
     try:
-        return data.decode(codec_name(charset), "replace")
+        return data.decode(codec, "replace")
     except (LookupError, UnicodeError, ValueError, TypeError):
         return data.decode(FALLBACK, "replace")
 

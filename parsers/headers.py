@@ -14,6 +14,7 @@ from parsers.automatic import classify, facts_for
 from parsers.digest import content_digest
 from parsers.encoded_words import decode_words
 from parsers.fields import HeaderFields, collapse, read_fields
+from parsers.tokens import LOOP_HEADER, SignedToken, reply_tokens_in
 
 __all__ = ["HeaderSummary", "content_digest", "read_headers"]
 
@@ -22,6 +23,9 @@ _SUBJECT_RAW_CAP = 32 * SUBJECT_CAP  # encoded words need up to ~20 characters p
 _IDS_CAP = 200  # message ids kept from the In-Reply-To (or the References) headers
 _VALUE_CAP = 64 * 1024
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
+# Where a reply address of ours shows up: the author's To/Cc, and what the delivering MTA adds.
+_RECIPIENT_FIELDS = ("to", "cc", "delivered-to", "x-original-to", "envelope-to")
+_RECIPIENTS_CAP = 16 * 1024  # characters of each recipient field searched for reply tokens
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,8 @@ class HeaderSummary:
     references: tuple[str, ...]
     automatic: str | None
     date: str
+    loop_marker: bool = False  # it carries our LOOP_HEADER: a gateway sent it
+    reply_tokens: tuple[SignedToken, ...] = ()  # from reply addresses of ours it was sent to
 
 
 def read_headers(raw: bytes) -> HeaderSummary:
@@ -54,6 +60,14 @@ def read_headers(raw: bytes) -> HeaderSummary:
         references=message_ids(fields, "references"),
         automatic=classify(facts_for(fields, subject, author.address)),
         date=collapse(fields.first("date")[:_VALUE_CAP])[:SUBJECT_CAP],
+        loop_marker=fields.has(LOOP_HEADER.lower()),
+        reply_tokens=reply_tokens_in(_recipient_text(fields)),
+    )
+
+
+def _recipient_text(fields: HeaderFields) -> str:
+    return " ".join(
+        value[:_RECIPIENTS_CAP] for name in _RECIPIENT_FIELDS for value in fields.all(name)[:4]
     )
 
 
