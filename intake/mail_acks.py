@@ -6,12 +6,10 @@ intake log (outcome ``suppressed``) and the request say why."""
 from __future__ import annotations
 
 from email.errors import MessageError
-from email.policy import SMTP as SMTP_POLICY
-from email.policy import SMTPUTF8 as SMTPUTF8_POLICY
 
 from sqlalchemy.orm import Session
 
-from intake.acknowledgment import AckFacts, ack_message_id, compose_acknowledgment
+from intake.acknowledgment import AckFacts, ack_message_id, acknowledgment_bytes
 from intake.models import Contact, IntakeRecord, OutboxMessage, ServiceRequest
 from intake.policy import Policy
 from intake.ratelimit import ack_budget
@@ -75,7 +73,7 @@ def _outbox_row(
         due_at=request.response_due_at,
         received_at=row.received_at,
     )
-    message = compose_acknowledgment(
+    payload = acknowledgment_bytes(
         facts,
         from_address=settings.ack_from,
         public_url=settings.public_url,
@@ -89,6 +87,5 @@ def _outbox_row(
         intake_id=row.id,
         recipient=row.sender,
         message_id=ack_message_id(settings.secret_key, request.number, settings.ack_from),
-        # CRLF line ends, as SMTP wants; raw UTF-8 headers for an internationalised address
-        payload=message.as_bytes(policy=SMTP_POLICY if row.sender.isascii() else SMTPUTF8_POLICY),
+        payload=payload,
     )
