@@ -1,13 +1,8 @@
 """calls: the phone door's call sessions, keyed by Twilio's CallSid
 
 Revision ID: 0003
-Revises: 0004
+Revises: 0002
 Create Date: 2026-11-27
-
-Briefed as revising 0001 (each branch from 0001, the chain fixed when merged); it revises 0004
-instead because 0004_staff_pages (revising 0001) is already in this tree, and two heads stop
-`intake db upgrade` ("multiple head revisions"). Only this table is created: re-point
-down_revision freely when the chain is fixed.
 """
 
 from collections.abc import Sequence
@@ -18,7 +13,7 @@ from alembic import op
 import intake.models
 
 revision: str = "0003"
-down_revision: str | None = "0004"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,8 +1,8 @@
 """staff pages: a request's assignee, and indexes for the dashboard's counts
 
-Revision ID: 0004
+Revision ID: 0002
 Revises: 0001
-Create Date: 2026-12-01
+Create Date: 2026-11-27
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004"
+revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

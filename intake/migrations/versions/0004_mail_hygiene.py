@@ -1,9 +1,9 @@
 """mail hygiene: attachments of inbound mail, undeliverable addresses, and an index for the
 per-address acknowledgment rate limit
 
-Revision ID: 0005
+Revision ID: 0004
 Revises: 0003
-Create Date: 2026-12-02
+Create Date: 2026-11-27
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from alembic import op
 
 import intake.models
 
-revision: str = "0005"
+revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
