@@ -78,18 +78,18 @@ def send_outbox_rows(outbox_ids: Sequence[int]) -> None:
     held = skip_undeliverable(rt.db, [r.id for r in rows], give_up_at=jobs.MAX_SEND_ATTEMPTS)
     rows = [r for r in rows if r.id not in held]
     sent, failures = [], []
-    with Mailer(rt.settings) as mailer:
-        for row in rows:
-            try:
-                where = (
-                    mailer.send(row.id, row.recipient, row.payload)
-                    if row.channel == "email"
-                    else deliver(rt.settings, row.channel, row.id, row.recipient, row.payload)
-                )
-            except Exception as exc:
-                failures.append((row.id, exc))
-            else:
-                sent.append((row.id, where))
+    mailer = _process_mailer(rt.settings)
+    for row in rows:
+        try:
+            where = (
+                mailer.send(row.id, row.recipient, row.payload)
+                if row.channel == "email"
+                else deliver(rt.settings, row.channel, row.id, row.recipient, row.payload)
+            )
+        except Exception as exc:
+            failures.append((row.id, exc))
+        else:
+            sent.append((row.id, where))
     if sent:
         with rt.db.transaction() as session:
             mark_sent(session, sent)
