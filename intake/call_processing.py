@@ -13,9 +13,10 @@ import logging
 
 from sqlalchemy.orm import Session
 
-from intake.acknowledgment import AckFacts, ack_message_id, acknowledgment_bytes
+from intake.acknowledgment import AckFacts
 from intake.calls import call_sid_of, find_call
 from intake.models import CallSession, Contact, IntakeRecord, OutboxMessage, ServiceRequest
+from intake.outbox import acknowledgment_row
 from intake.policy import Policy
 from intake.requests import add_event, open_request
 from intake.settings import Settings
@@ -101,18 +102,4 @@ def _email(
         due_at=request.response_due_at,
         received_at=row.received_at,
     )
-    payload = acknowledgment_bytes(
-        facts,
-        from_address=settings.ack_from,
-        public_url=settings.public_url,
-        secret_key=settings.secret_key,
-    )
-    return OutboxMessage(
-        channel="email",
-        purpose="acknowledgment",
-        request_id=request.id,
-        intake_id=row.id,
-        recipient=address,
-        message_id=ack_message_id(settings.secret_key, request.number, settings.ack_from),
-        payload=payload,
-    )
+    return acknowledgment_row(settings, facts, request_id=request.id, intake_id=row.id)

@@ -9,8 +9,9 @@ from email.errors import MessageError
 
 from sqlalchemy.orm import Session
 
-from intake.acknowledgment import AckFacts, ack_message_id, acknowledgment_bytes
+from intake.acknowledgment import AckFacts
 from intake.models import Contact, IntakeRecord, OutboxMessage, ServiceRequest
+from intake.outbox import acknowledgment_row
 from intake.policy import Policy
 from intake.ratelimit import ack_budget
 from intake.requests import add_event
@@ -73,19 +74,4 @@ def _outbox_row(
         due_at=request.response_due_at,
         received_at=row.received_at,
     )
-    payload = acknowledgment_bytes(
-        facts,
-        from_address=settings.ack_from,
-        public_url=settings.public_url,
-        secret_key=settings.secret_key,
-        support_address=settings.support_addresses[0],
-    )
-    return OutboxMessage(
-        channel="email",
-        purpose="acknowledgment",
-        request_id=request.id,
-        intake_id=row.id,
-        recipient=row.sender,
-        message_id=ack_message_id(settings.secret_key, request.number, settings.ack_from),
-        payload=payload,
-    )
+    return acknowledgment_row(settings, facts, request_id=request.id, intake_id=row.id)

@@ -1,6 +1,7 @@
-"""The outbox's bookkeeping: marking rows sent, and what an acknowledgment's sending means for
-its request (acknowledged_at, the status, an event). A few set-based statements serve a whole
-batch: on a busy worker the round trips to the database, not the CPU, set the pace."""
+"""The outbox's bookkeeping: the acknowledgment row, marking rows sent, and what an
+acknowledgment's sending means for its request (acknowledged_at, the status, an event). A few
+set-based statements serve a whole batch: on a busy worker the round trips to the database, not
+the CPU, set the pace."""
 
 from __future__ import annotations
 
@@ -10,7 +11,32 @@ from collections.abc import Sequence
 from sqlalchemy import Row, case, func, insert, update
 from sqlalchemy.orm import Session
 
+from intake.acknowledgment import AckFacts, ack_message_id, acknowledgment_bytes
 from intake.models import OutboxMessage, RequestEvent, ServiceRequest, utcnow
+from intake.settings import Settings
+
+
+def acknowledgment_row(
+    settings: Settings, facts: AckFacts, *, request_id: int, intake_id: int
+) -> OutboxMessage:
+    """The acknowledgment mail of a request, ready to send, for the outbox; replies go to the
+    first support address with the request's signed token."""
+    payload = acknowledgment_bytes(
+        facts,
+        from_address=settings.ack_from,
+        public_url=settings.public_url,
+        secret_key=settings.secret_key,
+        support_address=settings.support_addresses[0],
+    )
+    return OutboxMessage(
+        channel="email",
+        purpose="acknowledgment",
+        request_id=request_id,
+        intake_id=intake_id,
+        recipient=facts.to_address,
+        message_id=ack_message_id(settings.secret_key, facts.number, settings.ack_from),
+        payload=payload,
+    )
 
 
 def mark_sent(session: Session, sent: Sequence[tuple[int, str]]) -> None:
