@@ -54,8 +54,8 @@ class Gateway:
             client.sendmail(sender, [to], on_the_wire(message))
 
     def drain(self) -> None:
-        """Run a burst worker until no intake row waits for one: the door enqueues a batch's
-        job just after its 250s, so a worker started at once may find the queue empty."""
+        """Run burst workers until no intake row waits: a job that failed once comes back
+        through RQ's retry schedule, not at once."""
         deadline = time.monotonic() + 30
         run_worker(self.rt, self.redis, burst=True, cron=False)
         while self.all(IntakeRecord, IntakeRecord.state == "pending"):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import smtplib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from email.policy import SMTP as SMTP_POLICY
 
 import pytest
@@ -16,67 +15,27 @@ from sqlalchemy import func, select
 from intake import runtime
 from intake.batch_jobs import enqueue_intakes_quietly
 from intake.channels.smtp import SmtpDoor
-from intake.models import IntakeRecord, OutboxMessage, ServiceRequest
+from intake.models import IntakeRecord, OutboxMessage
 from intake.queue import make_queue
-from intake.runtime import Runtime, build_runtime
+from intake.runtime import build_runtime
 from intake.settings import Settings
 from intake.worker import run_worker
 from tests.helpers import Relay, add_contact, free_port, make_mail
+from tests.hygiene_support import Gateway, gateway_for
 
 SUPPORT = "support@intake.localhost"
 
 
-@dataclass
-class Gateway:
-    rt: Runtime
-    door: SmtpDoor
-    relay: Relay
-    redis: redis.Redis
-
-    def send(self, message: object, sender: str | None = None, to: str = SUPPORT) -> None:
-        with smtplib.SMTP("127.0.0.1", self.door.port, timeout=30) as client:
-            if isinstance(message, bytes):
-                client.sendmail(sender or "ada@acme.example", [to], message)
-            else:
-                client.send_message(message, from_addr=sender, to_addrs=[to])  # type: ignore[arg-type]
-
-    def drain(self) -> None:
-        """Let a real RQ worker run every queued job."""
-        run_worker(self.rt, self.redis, burst=True, cron=False)
-
-    def intake_rows(self) -> list[IntakeRecord]:
-        with self.rt.db.sessions() as session:
-            return list(session.scalars(select(IntakeRecord).order_by(IntakeRecord.id)))
-
-    def requests(self) -> list[ServiceRequest]:
-        with self.rt.db.sessions() as session:
-            return list(session.scalars(select(ServiceRequest).order_by(ServiceRequest.id)))
-
-
 @pytest.fixture
 def gateway(settings: Settings, redis_url: str, relay: Relay) -> Iterator[Gateway]:
-    settings = settings.replace(
-        outbound_smtp_url=relay.url,
-        redis_url=redis_url,
-        smtp_port=free_port(),
-        secret_key="test-secret",
-    )
-    rt = build_runtime(settings)
-    runtime.install(rt)
-    connection = redis.Redis.from_url(redis_url)
-    queue = make_queue(settings, connection)
-    door = SmtpDoor(settings, rt.db, lambda ids: enqueue_intakes_quietly(queue, ids))
-    door.start()
-    add_contact(rt.db, "ada@acme.example")
-    yield Gateway(rt, door, relay, connection)
-    door.stop()
-    rt.db.dispose()
+    with gateway_for(settings, redis_url, relay) as door:
+        yield door
 
 
 def test_a_contacts_mail_becomes_an_acknowledged_request(gateway: Gateway) -> None:
     original = make_mail("Ada Lovelace <ada@acme.example>", "[Sev2] Export fails")
     gateway.send(original)
-    (row,) = gateway.intake_rows()
+    (row,) = gateway.rows()
     assert (row.outcome, row.reason, row.state) == ("accepted", "new_request", "pending")
     assert row.raw == original.as_bytes() or row.raw  # the raw copy is kept
     gateway.drain()
@@ -114,7 +73,7 @@ def test_the_same_message_twice_makes_one_request(gateway: Gateway) -> None:
     gateway.send(raw)  # a sending server that lost our 250 sends again
     gateway.drain()
     gateway.drain()
-    rows = gateway.intake_rows()
+    rows = gateway.rows()
     assert [r.outcome for r in rows] == ["accepted", "duplicate"]
     assert rows[1].raw is None and f"#{rows[0].id}" in rows[1].detail
     assert len(gateway.requests()) == 1
@@ -150,7 +109,7 @@ def test_refused_senders_get_550_with_a_reason(
     assert refused.value.smtp_code == 550
     assert refused.value.smtp_error.decode().startswith("5.7.1 ")
     assert words in refused.value.smtp_error.decode().replace("\n", " ")
-    (row,) = gateway.intake_rows()
+    (row,) = gateway.rows()
     assert (row.outcome, row.reason, row.sender) == ("rejected", reason, sender)
     assert gateway.requests() == []
 
@@ -207,7 +166,7 @@ def test_mail_from_a_robot_is_kept_but_never_answered(gateway: Gateway) -> None:
         make_mail("ada@acme.example", "Out of office", headers={"Auto-Submitted": "auto-replied"})
     )
     gateway.drain()
-    (row,) = gateway.intake_rows()
+    (row,) = gateway.rows()
     assert (row.outcome, row.reason) == ("suppressed", "auto_submitted")
     assert gateway.requests() == [] and gateway.relay.messages == []
 
@@ -224,7 +183,7 @@ def test_a_reply_naming_the_request_is_appended(gateway: Gateway) -> None:
     )
     gateway.send(reply)
     gateway.drain()
-    rows = gateway.intake_rows()
+    rows = gateway.rows()
     assert [r.outcome for r in rows] == ["accepted", "appended"]
     assert rows[1].request_id == rows[0].request_id
     assert len(gateway.requests()) == 1 and len(gateway.relay.messages) == 1
@@ -235,7 +194,7 @@ def test_a_request_number_of_another_customer_opens_a_new_request(gateway: Gatew
     gateway.send(make_mail("ada@acme.example", "Export fails"))
     gateway.send(make_mail("mallory@evil.example", "Re: [SR-000001] Received: Export fails"))
     gateway.drain()
-    assert [r.outcome for r in gateway.intake_rows()] == ["accepted", "accepted"]
+    assert [r.outcome for r in gateway.rows()] == ["accepted", "accepted"]
     assert len(gateway.requests()) == 2
 
 
@@ -258,9 +217,9 @@ def test_nothing_is_half_stored_when_the_database_refuses_writes(gateway: Gatewa
     finally:
         _make_writable(db)
     assert failed.value.smtp_code == 451
-    assert gateway.intake_rows() == [] and gateway.requests() == []
+    assert gateway.rows() == [] and gateway.requests() == []
     gateway.send(make_mail("ada@acme.example", "Export fails"))  # the retry goes through
-    assert [r.outcome for r in gateway.intake_rows()] == ["accepted"]
+    assert [r.outcome for r in gateway.rows()] == ["accepted"]
 
 
 def test_an_unreachable_database_answers_451(settings: Settings, redis_url: str) -> None:
