@@ -45,11 +45,11 @@ def bare_server(port: int) -> tuple[Any, list]:
 
 def gateway_server(args: argparse.Namespace, port: int) -> tuple[Any, list]:
     """The SmtpDoor with the real pipeline, database and Redis queue (as in `intake smtp`)."""
-    from intake.batch_jobs import enqueue_intakes_quietly
-    from intake.channels.smtp import SmtpDoor
+    from intake.jobs.batch import enqueue_intakes_quietly
+    from intake.jobs.queue import connect_redis, make_queue
+    from intake.jobs.runtime import build_runtime, install
     from intake.logs import setup_logging
-    from intake.queue import connect_redis, make_queue
-    from intake.runtime import build_runtime, install
+    from intake.mail.smtp import SmtpDoor
     from intake.settings import load_settings
 
     settings = load_settings(

@@ -88,9 +88,9 @@ def contact_phone(i: int) -> str:
 
 
 def seed(url: str) -> None:
-    from intake.accounts import hash_pin
-    from intake.db import Database
-    from intake.models import Contact
+    from intake.accounts.credentials import hash_pin
+    from intake.store.db import Database
+    from intake.store.models import Contact
     from tests.helpers import add_contact
 
     db = Database(url)
@@ -123,7 +123,7 @@ class Databases:
         return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
 
     def prepare(self) -> None:
-        from intake.db import upgrade
+        from intake.store.db import upgrade
 
         if self.backend == "sqlite":
             url = f"sqlite:///{self.workdir / 'template.db'}"

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from intake.db import upgrade  # noqa: E402 - after the path is set
+from intake.store.db import upgrade  # noqa: E402 - after the path is set
 
 SEVERITY_WEIGHTS = (5, 15, 50, 30)  # Sev 1 .. 4, in percent
 GOALS = {1: dt.timedelta(hours=1), 2: dt.timedelta(hours=2), 3: dt.timedelta(days=3)}

@@ -63,11 +63,11 @@ def timed(fn: Callable[[], Any], totals: Totals, name: str) -> Any:
 def door_pass(rt: Any, queue: Any, messages: list, totals: Totals) -> list[int]:
     """What IntakeHandler.accept does per message; returns the intake ids (queue None: no
     enqueue)."""
-    from intake.channels.mail import inbound_from_mail
-    from intake.jobs import enqueue_quietly
-    from intake.pipeline import record
+    from intake.jobs.jobs import enqueue_quietly
+    from intake.mail.message import inbound_from_mail
+    from intake.pipeline.steps import record
 
-    log = logging.getLogger("intake.channels.smtp")
+    log = logging.getLogger("intake.mail.smtp")
     ids = []
     for sender, _mid, wire in messages:
         raw = wire[: -len(b".\r\n")]  # what aiosmtpd hands the handler (still CRLF)
@@ -96,12 +96,13 @@ def door_pass(rt: Any, queue: Any, messages: list, totals: Totals) -> list[int]:
 
 def worker_pass(rt: Any, intake_ids: list[int], totals: Totals) -> None:
     """process_intake's two halves, called directly."""
-    from intake.jobs import send_outbox
-    from intake.processing import finish_intake, unsent_outbox_ids
+    from intake.jobs.jobs import send_outbox
+    from intake.mail.finish import finish_mail
+    from intake.pipeline.processing import finish_intake, unsent_outbox_ids
 
     def finish(intake_id: int) -> list[int]:
         with rt.db.transaction() as session:
-            finish_intake(session, rt.settings, rt.policy, intake_id)
+            finish_intake(session, rt.settings, rt.policy, intake_id, finish_mail)
             return unsent_outbox_ids(session, intake_id)
 
     for intake_id in intake_ids:
@@ -112,7 +113,7 @@ def worker_pass(rt: Any, intake_ids: list[int], totals: Totals) -> None:
 
 def rq_pass(rt: Any, connection: Any, totals: Totals) -> None:
     """A real RQ SimpleWorker draining the queued jobs in burst mode."""
-    from intake.worker import run_worker
+    from intake.jobs.worker import run_worker
 
     timed(lambda: run_worker(rt, connection, burst=True, cron=False), totals, "RQ worker, burst")
 
@@ -139,8 +140,8 @@ def profiled(fn: Callable[..., Any], *args: Any) -> str:
 
 
 def build(url: str, workdir: Path, relay_port: int) -> Any:
+    from intake.jobs.runtime import build_runtime, install
     from intake.logs import setup_logging
-    from intake.runtime import build_runtime, install
     from intake.settings import load_settings
 
     settings = load_settings(
@@ -161,7 +162,7 @@ def build(url: str, workdir: Path, relay_port: int) -> Any:
 
 
 def run(args: argparse.Namespace, url: str, workdir: Path, log_file: Any) -> None:
-    from intake.queue import make_queue
+    from intake.jobs.queue import make_queue
 
     with relay() as (recorder, relay_port):
         rt = build(url, workdir, relay_port)

@@ -63,7 +63,7 @@ CLIENT_LIMIT = 0.8  # a client process above this share of a core may be what li
 
 
 def seed_contacts(url: str) -> None:
-    from intake.db import Database
+    from intake.store.db import Database
     from tests.helpers import add_contact
 
     db = Database(url)
@@ -83,7 +83,7 @@ class SqliteDatabases:
         self.count = 0
 
     def prepare(self) -> None:
-        from intake.db import upgrade
+        from intake.store.db import upgrade
 
         self.dir.mkdir(parents=True, exist_ok=True)
         upgrade(f"sqlite:///{self.template}")
@@ -134,7 +134,7 @@ class PostgresDatabases:
             self.created.remove(name)
 
     def prepare(self) -> None:
-        from intake.db import upgrade
+        from intake.store.db import upgrade
 
         url = self._create(self.template)
         upgrade(url)

@@ -1,3 +1,5 @@
-"""The intake gateway's core: settings, data model, policy, the intake pipeline and its jobs."""
+"""The intake gateway: the command and its configuration, with one package per capability (see the
+README's Layout).
+"""
 
 __version__ = "0.1.0"

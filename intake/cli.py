@@ -15,11 +15,11 @@ from typing import Any
 import click
 
 from intake import __version__
-from intake.db import current_revision, upgrade
 from intake.errors import ConfigError, ImportFileError, IntakeError
+from intake.jobs.runtime import Runtime, build_runtime, install
 from intake.logs import setup_logging
-from intake.runtime import Runtime, build_runtime, install
 from intake.settings import Settings, load_settings
+from intake.store.db import current_revision, upgrade
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -114,7 +114,7 @@ def import_command(ctx: click.Context, file: Path, progress: bool) -> None:
     Every row is checked first; if any has a problem, all problems are listed with their
     line and nothing is written. Importing the same file twice changes nothing.
     """
-    from intake.importer import import_file
+    from intake.importer.run import import_file
 
     rt = _migrated_runtime(ctx)
     try:
@@ -138,7 +138,7 @@ def staff() -> None:
 @click.pass_context
 def staff_add(ctx: click.Context, username: str) -> None:
     """Add a staff login; the password is read from standard input (or prompted for)."""
-    from intake.accounts import add_staff
+    from intake.accounts.credentials import add_staff
 
     if sys.stdin.isatty():
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
@@ -161,7 +161,7 @@ def token() -> None:
 @click.pass_context
 def token_create(ctx: click.Context, name: str) -> None:
     """Create an API token named NAME and print it (it is shown only this once)."""
-    from intake.accounts import create_token
+    from intake.accounts.credentials import create_token
 
     click.echo(create_token(_migrated_runtime(ctx).db, name))
 
@@ -172,10 +172,10 @@ def token_create(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def smtp(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Run the SMTP listener (the mail door)."""
-    from intake.batch_jobs import enqueue_intakes_quietly
-    from intake.channels.smtp import SmtpDoor
-    from intake.health import record_heartbeat
-    from intake.queue import connect_redis, make_queue
+    from intake.jobs.batch import enqueue_intakes_quietly
+    from intake.jobs.queue import connect_redis, make_queue
+    from intake.mail.smtp import SmtpDoor
+    from intake.ops.health import record_heartbeat
 
     rt = _migrated_runtime(ctx)
     connection = connect_redis(rt.settings)
@@ -219,8 +219,8 @@ def _wait_for_signal(every_10s: Any) -> None:
 @click.pass_context
 def worker(ctx: click.Context, burst: bool, name: str | None, cron: bool) -> None:
     """Run a worker: sends acknowledgments and runs the periodic jobs."""
-    from intake.queue import connect_redis
-    from intake.worker import run_worker
+    from intake.jobs.queue import connect_redis
+    from intake.jobs.worker import run_worker
     from voice.sms_sender import register as register_sms_sender
 
     rt = _migrated_runtime(ctx)

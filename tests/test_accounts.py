@@ -8,7 +8,7 @@ import hashlib
 import pytest
 from sqlalchemy import select
 
-from intake.accounts import (
+from intake.accounts.credentials import (
     PIN_SCRYPT_N,
     StaffError,
     TokenError,
@@ -20,8 +20,8 @@ from intake.accounts import (
     token_is_valid,
     verify_secret,
 )
-from intake.db import Database
-from intake.models import ApiToken, StaffUser, utcnow
+from intake.store.db import Database
+from intake.store.models import ApiToken, StaffUser, utcnow
 
 
 def test_hash_secret_is_salted_scrypt_and_verifies() -> None:

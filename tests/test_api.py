@@ -14,10 +14,11 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import WWWAuthenticate
 
-from intake.accounts import create_token
-from intake.db import Database
-from intake.health import record_heartbeat
-from intake.models import (
+from intake.accounts.credentials import create_token
+from intake.ops.health import record_heartbeat
+from intake.settings import Settings
+from intake.store.db import Database
+from intake.store.models import (
     Contact,
     ContactEmail,
     Customer,
@@ -26,7 +27,6 @@ from intake.models import (
     ServiceRequest,
     format_request_number,
 )
-from intake.settings import Settings
 from voice import NOT_CONFIGURED
 from web import create_app, services
 from web.api import encode_cursor

@@ -15,13 +15,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from rq import Queue
 from sqlalchemy import select
 
-from intake.accounts import add_staff, create_token
-from intake.db import Database
-from intake.jobs import intake_job_id
-from intake.models import IntakeRecord, ServiceRequest, utcnow
-from intake.runtime import build_runtime
+from intake.accounts.credentials import add_staff, create_token
+from intake.jobs.jobs import intake_job_id
+from intake.jobs.runtime import build_runtime
+from intake.jobs.worker import run_worker
 from intake.settings import Settings
-from intake.worker import run_worker
+from intake.store.db import Database
+from intake.store.models import IntakeRecord, ServiceRequest, utcnow
 from tests.helpers import Relay
 from tests.web_support import PASSWORD, add_contact, add_intake, add_request, csrf_token, sign_in
 from web import create_app

@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import APIOperation, Case, GenerationMode
 from schemathesis.specs.openapi.checks import negative_data_rejection
 
-from intake.accounts import create_token
-from intake.db import Database
-from intake.models import utcnow
+from intake.accounts.credentials import create_token
 from intake.settings import Settings
+from intake.store.db import Database
+from intake.store.models import utcnow
 from tests.web_support import LiveServer, add_contact, add_intake, add_request
 from web import create_app
 

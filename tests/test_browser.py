@@ -21,16 +21,16 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from sqlalchemy import select
 
-from intake import runtime
-from intake.accounts import add_staff
-from intake.batch_jobs import enqueue_intakes_quietly
-from intake.channels.smtp import SmtpDoor
-from intake.links import STATUS_LINK_MAX_AGE, STATUS_LINK_SALT
-from intake.models import ServiceRequest
-from intake.queue import make_queue
-from intake.runtime import Runtime, build_runtime
+from intake.accounts.credentials import add_staff
+from intake.jobs import runtime
+from intake.jobs.batch import enqueue_intakes_quietly
+from intake.jobs.queue import make_queue
+from intake.jobs.runtime import Runtime, build_runtime
+from intake.jobs.worker import run_worker
+from intake.mail.smtp import SmtpDoor
+from intake.outbox.links import STATUS_LINK_MAX_AGE, STATUS_LINK_SALT
 from intake.settings import Settings, load_settings
-from intake.worker import run_worker
+from intake.store.models import ServiceRequest
 from tests.conftest import REDIS_URL, ROOT
 from tests.helpers import Relay, add_contact, free_port, make_mail
 from tests.web_support import PASSWORD, LiveServer, add_intake

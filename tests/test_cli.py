@@ -19,7 +19,7 @@ from alembic.script import ScriptDirectory
 from click.testing import CliRunner
 
 from intake.cli import cli
-from intake.db import alembic_config
+from intake.store.db import alembic_config
 from tests.conftest import ROOT
 from tests.helpers import free_port, make_mail, wait_for
 

@@ -23,9 +23,9 @@ import pytest
 from rq import Queue
 from sqlalchemy import insert, select
 
-from intake.links import reply_address
-from intake.models import Contact, ContactEmail, Customer, IntakeRecord, RequestEvent
+from intake.outbox.links import reply_address
 from intake.settings import Settings
+from intake.store.models import Contact, ContactEmail, Customer, IntakeRecord, RequestEvent
 from parsers import content_digest, read_headers
 from tests.helpers import TODAY, Relay, make_mail
 from tests.hygiene_support import SUPPORT, Gateway, gateway_for, on_the_wire

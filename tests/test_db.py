@@ -18,8 +18,8 @@ from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
-from intake.db import Database, alembic_config, current_revision, normalised_url, upgrade
-from intake.models import (
+from intake.store.db import Database, alembic_config, current_revision, normalised_url, upgrade
+from intake.store.models import (
     Base,
     Contact,
     ContactEmail,

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from intake import runtime
-from intake.batch_jobs import enqueue_intakes_quietly
-from intake.channels.smtp import SmtpDoor
-from intake.queue import make_queue
-from intake.runtime import build_runtime
+from intake.jobs import runtime
+from intake.jobs.batch import enqueue_intakes_quietly
+from intake.jobs.queue import make_queue
+from intake.jobs.runtime import build_runtime
+from intake.mail.smtp import SmtpDoor
 from intake.settings import Settings
 from tests.helpers import PrivateRedis, Relay, add_contact, free_port, make_mail, wait_for
 

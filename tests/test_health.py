@@ -1,4 +1,4 @@
-"""intake.health: heartbeats in a real Redis, RQ's worker registry, and the health verdict."""
+"""intake.ops.health: heartbeats in a real Redis, RQ's worker registry, and the health verdict."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import pytest
 import redis
 from rq import Queue, Worker
 
-from intake.db import Database
-from intake.health import (
+from intake.ops.health import (
     HEARTBEAT_PREFIX,
     component_status,
     heartbeats,
     record_heartbeat,
 )
+from intake.store.db import Database
 
 
 @pytest.fixture

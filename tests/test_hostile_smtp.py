@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from intake import pipeline
-from intake.channels.smtp import MAX_RECIPIENTS, SmtpDoor, session_timeout
 from intake.errors import ConfigError
-from intake.models import IntakeRecord
-from intake.pipeline import Context, Decision
-from intake.runtime import Runtime, build_runtime
+from intake.jobs.runtime import Runtime, build_runtime
+from intake.mail.smtp import MAX_RECIPIENTS, SmtpDoor, session_timeout
+from intake.pipeline import steps
+from intake.pipeline.steps import Context, Decision
 from intake.settings import Settings
+from intake.store.models import IntakeRecord
 from tests.helpers import add_contact, free_port, make_mail
 from tests.hygiene_support import ADA, SUPPORT, RawSmtp, self_signed_certificate
 
@@ -71,7 +71,7 @@ def test_an_exception_inside_the_handler_answers_451_and_the_next_message_goes_t
             raise RuntimeError("a bug in a step")
         return None
 
-    monkeypatch.setattr(pipeline, "STEPS", (("buggy", buggy_step), *pipeline.STEPS))
+    monkeypatch.setattr(steps, "STEPS", (("buggy", buggy_step), *steps.STEPS))
     server, rt = door
     with smtplib.SMTP("127.0.0.1", server.port) as client:
         with pytest.raises(smtplib.SMTPDataError) as failed:

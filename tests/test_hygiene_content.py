@@ -9,13 +9,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from intake import jobs
-from intake.attachments import Caps, keep_attachments
-from intake.db import Database
-from intake.models import IntakeAttachment, IntakeRecord
-from intake.quarantine import release
-from intake.queue import make_queue
+from intake.jobs import jobs
+from intake.jobs.queue import make_queue
+from intake.mail.attachments import Caps, keep_attachments
+from intake.requests.quarantine import release
 from intake.settings import Settings
+from intake.store.db import Database
+from intake.store.models import IntakeAttachment, IntakeRecord
 from parsers import AttachmentInfo
 from tests.conftest import CORPUS
 from tests.helpers import Relay, add_contact, make_mail

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from intake.channels.mail import OwnMail, inbound_from_mail
-from intake.links import verified_numbers
+from intake.mail.message import OwnMail, inbound_from_mail
+from intake.outbox.links import verified_numbers
 from parsers import (
     MessageContent,
     UnparseableMessage,

@@ -10,7 +10,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from intake.jobs import MAX_SEND_ATTEMPTS
+from intake.jobs.jobs import MAX_SEND_ATTEMPTS
 from intake.settings import Settings
 from tests.helpers import Relay, make_mail
 from tests.hygiene_support import ADA, SUPPORT, Gateway, delivery_report, gateway_for, reply_to

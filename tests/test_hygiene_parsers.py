@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from intake.links import message_tag, reply_address, verified_numbers
+from intake.outbox.links import message_tag, reply_address, verified_numbers
 from parsers import (
     SignedToken,
     UnparseableMessage,

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import update
 
-from intake.models import ServiceRequest
 from intake.settings import Settings
+from intake.store.models import ServiceRequest
 from tests.helpers import Relay, add_contact, make_mail
 from tests.hygiene_support import ADA, Gateway, gateway_for, reply_to
 

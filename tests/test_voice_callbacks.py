@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from intake.models import CallSession
 from intake.settings import Settings
+from intake.store.models import CallSession
 from tests.helpers import Relay
 from tests.test_voice_calls import ADA, DESCRIPTION, add_caller
 from tests.twilio_driver import Describe, HangUp, Keys, Phone, serve_phone

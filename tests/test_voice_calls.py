@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from intake.accounts import hash_pin
-from intake.models import Contact, utcnow
+from intake.accounts.credentials import hash_pin
 from intake.settings import Settings
+from intake.store.models import Contact, utcnow
 from tests.helpers import Relay, add_contact
 from tests.twilio_driver import (
     Describe,

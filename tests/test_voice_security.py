@@ -13,9 +13,9 @@ import pytest
 import redis
 from twilio.request_validator import RequestValidator
 
-from intake.db import Database
-from intake.models import CallSession
 from intake.settings import Settings
+from intake.store.db import Database
+from intake.store.models import CallSession
 from tests.helpers import Relay, add_contact
 from tests.twilio_driver import (
     ACCOUNT_SID,

@@ -13,12 +13,12 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from intake import jobs, runtime
-from intake.delivery import PermanentDeliveryError
-from intake.models import OutboxMessage
-from intake.queue import make_queue
-from intake.runtime import Runtime, build_runtime
+from intake.jobs import jobs, runtime
+from intake.jobs.queue import make_queue
+from intake.jobs.runtime import Runtime, build_runtime
+from intake.outbox.delivery import PermanentDeliveryError
 from intake.settings import Settings
+from intake.store.models import OutboxMessage
 from tests.conftest import ROOT
 from tests.twilio_driver import ACCOUNT_SID, AUTH_TOKEN, TWILIO_NUMBER, MessagesApi
 from voice.sms_sender import SmsNotSent, register, send_sms

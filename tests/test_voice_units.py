@@ -9,7 +9,12 @@ import tomllib
 import pytest
 
 from intake import rota
-from intake.call_input import (
+from intake.errors import ConfigError
+from intake.rota import Engineer, Rota, load_rota
+from intake.settings import load_settings
+from tests.conftest import ROOT
+from voice import prompts, twiml
+from voice.call_input import (
     category_from_input,
     confident,
     phone_from_keys,
@@ -17,13 +22,8 @@ from intake.call_input import (
     severity_from_keys,
     severity_from_speech,
 )
-from intake.calls import STATES
-from intake.errors import ConfigError
-from intake.rota import Engineer, Rota, load_rota
-from intake.settings import load_settings
-from tests.conftest import ROOT
-from voice import prompts, twiml
 from voice.caller import HangUp, Keys, Silence, Speech
+from voice.calls import STATES
 from voice.simulator import parse_answer
 
 

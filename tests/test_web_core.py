@@ -8,14 +8,15 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from intake import quarantine, stats
-from intake.accounts import add_staff
-from intake.db import Database
-from intake.intake_log import body_preview, reason_in_words
-from intake.models import IntakeRecord, RequestEvent, ServiceRequest, StaffUser, utcnow
+from intake.accounts.credentials import add_staff
+from intake.accounts.sign_in import LOCKOUT, MAX_FAILURES, sign_in
+from intake.ops import stats
 from intake.policy import load_policy
-from intake.staff_actions import ActionRefused, assign, change_severity, escalate, resolve
-from intake.staff_login import LOCKOUT, MAX_FAILURES, sign_in
+from intake.requests import quarantine
+from intake.requests.staff_actions import ActionRefused, assign, change_severity, escalate, resolve
+from intake.store.db import Database
+from intake.store.intake_log import body_preview, reason_in_words
+from intake.store.models import IntakeRecord, RequestEvent, ServiceRequest, StaffUser, utcnow
 from tests.web_support import PASSWORD, add_contact, add_intake, add_request
 
 POLICY = load_policy({})

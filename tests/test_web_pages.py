@@ -14,12 +14,12 @@ from flask.testing import FlaskClient
 from rq import Queue, SimpleWorker
 from sqlalchemy import select
 
-from intake.accounts import add_staff
-from intake.db import Database
-from intake.health import record_heartbeat
-from intake.models import RequestEvent, ServiceRequest, StaffUser, utcnow
+from intake.accounts.credentials import add_staff
+from intake.accounts.sign_in import MAX_FAILURES
+from intake.ops.health import record_heartbeat
 from intake.settings import Settings
-from intake.staff_login import MAX_FAILURES
+from intake.store.db import Database
+from intake.store.models import RequestEvent, ServiceRequest, StaffUser, utcnow
 from tests.web_support import PASSWORD, add_contact, add_request, csrf_token, sign_in
 from web import create_app
 

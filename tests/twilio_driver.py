@@ -20,11 +20,11 @@ import redis
 from sqlalchemy import select
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from intake import runtime
-from intake.models import CallSession, Contact, IntakeRecord, OutboxMessage, ServiceRequest
-from intake.runtime import Runtime, build_runtime
+from intake.jobs import runtime
+from intake.jobs.runtime import Runtime, build_runtime
+from intake.jobs.worker import run_worker
 from intake.settings import Settings
-from intake.worker import run_worker
+from intake.store.models import CallSession, Contact, IntakeRecord, OutboxMessage, ServiceRequest
 from tests.helpers import Relay
 from voice.caller import (
     Answer,

@@ -14,8 +14,8 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from intake.db import Database
-from intake.models import Contact, IntakeRecord, RequestEvent, ServiceRequest, utcnow
+from intake.store.db import Database
+from intake.store.models import Contact, IntakeRecord, RequestEvent, ServiceRequest, utcnow
 from tests.helpers import add_contact
 
 PASSWORD = "correct horse battery staple"

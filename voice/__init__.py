@@ -3,7 +3,7 @@
 A caller is identified (caller ID, or registered number and PIN), checked against the same
 entitlement rules as mail, chooses a severity (keys or speech), describes the problem in a
 recording, and hears the request number; Severity 1 callers may be put through to the engineer
-on call. Every call goes through the same intake pipeline as mail (:mod:`intake.calls`).
+on call. Every call goes through the same intake pipeline as mail (:mod:`voice.calls`).
 
 - :mod:`voice.blueprint`: the blueprint, the 503 while Twilio is not configured, the signature
   check (403) and the answer when storage fails;

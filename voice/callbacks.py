@@ -13,17 +13,17 @@ import logging
 from flask import Response, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from intake.call_outcomes import (
+from intake.store.models import CallSession, Contact, format_request_number, utcnow
+from voice import prompts, twiml
+from voice.blueprint import bp
+from voice.call_outcomes import (
     FINAL_CALL_STATUSES,
     end_call,
     note_recording,
     note_transcription,
 )
-from intake.call_processing import attach_media
-from intake.calls import find_call, start_call
-from intake.models import CallSession, Contact, format_request_number, utcnow
-from voice import prompts, twiml
-from voice.blueprint import bp
+from voice.call_processing import attach_media
+from voice.calls import find_call, start_call
 from voice.context import voice_context
 from voice.enqueue import enqueue_intake
 from voice.routes import twiml_response

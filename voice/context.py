@@ -20,11 +20,11 @@ from flask.sansio.app import App
 from rq import Queue
 from sqlalchemy.orm import Session
 
-from intake.db import Database
+from intake.jobs.queue import make_queue
 from intake.policy import Policy, load_policy
-from intake.queue import make_queue
 from intake.rota import Rota, load_rota
 from intake.settings import Settings
+from intake.store.db import Database
 
 EXTENSION_KEY = "voice"
 _SQLITE_WRITERS = threading.Lock()

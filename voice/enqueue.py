@@ -9,7 +9,7 @@ import logging
 
 from redis.exceptions import RedisError
 
-from intake.jobs import enqueue_outbox, enqueue_quietly
+from intake.jobs.jobs import enqueue_outbox, enqueue_quietly
 from voice.context import VoiceContext
 
 log = logging.getLogger(__name__)
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 def enqueue_intake(vc: VoiceContext, intake_id: int) -> None:
     """The worker finishes the call's row (if the door could not) and sends its outbox."""
-    enqueue_quietly(vc.queue, intake_id)
+    enqueue_quietly(vc.queue, intake_id, "phone")
 
 
 def enqueue_outbox_rows(vc: VoiceContext, outbox_ids: list[int]) -> None:

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from flask import Response, request
 from sqlalchemy.exc import IntegrityError
 
-from intake.calls import find_call, remember_answer, replayed_answer, request_key, start_call
-from intake.models import CallSession, utcnow
+from intake.store.models import CallSession, utcnow
 from voice import steps, twiml
 from voice.blueprint import bp
+from voice.calls import find_call, remember_answer, replayed_answer, request_key, start_call
 from voice.context import VoiceContext, voice_context
 from voice.security import public_request_url
 

@@ -13,8 +13,8 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from intake.delivery import PermanentDeliveryError, register_sender
 from intake.errors import IntakeError
+from intake.outbox.delivery import PermanentDeliveryError, register_sender
 from intake.settings import Settings
 
 HTTP_TIMEOUT = 15  # seconds for one API request

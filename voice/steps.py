@@ -22,7 +22,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from intake.call_input import (
+from intake.store.contacts import find_contact_by_id, refusal_for
+from intake.store.models import CallSession, Contact, ServiceRequest, format_request_number
+from voice import prompts
+from voice.call_input import (
     category_from_input,
     confident,
     keys_only,
@@ -31,12 +34,9 @@ from intake.call_input import (
     severity_from_keys,
     severity_from_speech,
 )
-from intake.call_outcomes import accept_call, note_recording, page_engineers
-from intake.callers import PIN_TRIES_PER_CALL, check_pin, identify_by_caller_id
-from intake.calls import caller_number, record_call
-from intake.contacts import find_contact_by_id, refusal_for
-from intake.models import CallSession, Contact, ServiceRequest, format_request_number
-from voice import prompts
+from voice.call_outcomes import accept_call, note_recording, page_engineers
+from voice.callers import PIN_TRIES_PER_CALL, check_pin, identify_by_caller_id
+from voice.calls import caller_number, record_call
 from voice.context import VoiceContext
 from voice.enqueue import enqueue_intake, enqueue_outbox_rows
 

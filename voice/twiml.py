@@ -2,7 +2,7 @@
 
 :func:`render` is a function of the call's state alone: a retried or out-of-order webhook can
 always be answered with the prompt of where the caller is. Every action URL carries the call's
-step counter (see :mod:`intake.calls`). A <Gather> that hears nothing falls through to a
+step counter (see :mod:`voice.calls`). A <Gather> that hears nothing falls through to a
 <Redirect> to the same action without input, which counts as no answer.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from intake.models import CallSession, format_request_number
+from intake.store.models import CallSession, format_request_number
 from voice import prompts
 from voice.context import VoiceContext
 

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 from flask import Flask, current_app
 from flask.json.provider import DefaultJSONProvider
 
-from intake import runtime
-from intake.db import Database
+from intake.jobs import runtime
+from intake.jobs.runtime import Runtime
 from intake.policy import Policy, load_policy
-from intake.runtime import Runtime
 from intake.secret import with_secret_key
 from intake.settings import Settings
+from intake.store.db import Database
 
 if TYPE_CHECKING:
     import redis
@@ -117,6 +117,6 @@ def _session_config(settings: Settings) -> dict[str, object]:
 
 def _connect_redis(settings: Settings) -> redis.Redis:
     # Imported only when needed: tests and callers with a client of their own skip it.
-    from intake.queue import connect_redis
+    from intake.jobs.queue import connect_redis
 
     return connect_redis(settings)

@@ -24,8 +24,8 @@ from sqlalchemy import ColumnElement, Select, false, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload, load_only, selectinload
 from werkzeug.exceptions import NotFound, UnprocessableEntity
 
-from intake.health import component_status
-from intake.models import (
+from intake.ops.health import component_status
+from intake.store.models import (
     Contact,
     ContactEmail,
     Customer,
@@ -80,7 +80,7 @@ def _authenticate() -> None:
 
 @bp.get("/health")
 def health() -> Response:
-    """200 while the database and Redis answer, 503 otherwise; see intake.health for the parts."""
+    """200 while the database and Redis answer, 503 otherwise; intake.ops.health has the parts."""
     state = services()
     healthy, components = component_status(state.db, state.redis)
     body = {"status": "ok" if healthy else "degraded", "components": components}

@@ -18,11 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, load_only
 from werkzeug.exceptions import Conflict, HTTPException, NotFound, UnprocessableEntity
 
-from intake import quarantine, staff_actions
-from intake.jobs import enqueue_quietly
-from intake.models import IntakeRecord
-from intake.queue import make_queue
-from intake.staff_actions import ActionRefused
+from intake.jobs.jobs import enqueue_quietly
+from intake.jobs.queue import make_queue
+from intake.requests import quarantine, staff_actions
+from intake.requests.staff_actions import ActionRefused
+from intake.store.models import IntakeRecord
 from web import services
 from web.api import INTAKE_LIST_COLUMNS, MAX_ID, request_detail_statement, request_id_or_404
 from web.auth import current_actor, require_csrf_for_staff, require_staff_or_token

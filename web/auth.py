@@ -16,7 +16,7 @@ from flask_login import current_user
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
-from intake.accounts import token_is_valid
+from intake.accounts.credentials import token_is_valid
 from web import services
 from web.security import csrf
 

@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from intake.stats import LATENCY_BOUNDS, HourCount, LatencyHistogram
+from intake.ops.stats import LATENCY_BOUNDS, HourCount, LatencyHistogram
 
 VOLUME_WIDTH, VOLUME_HEIGHT = 480, 110
 BAR_GAP = 2

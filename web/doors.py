@@ -1,6 +1,6 @@
 """The state of the doors and the job queue, for the dashboard: what Redis knows right now.
 
-Doors report heartbeats (intake.health); the web app notes Twilio's webhooks itself, since it
+Doors report heartbeats (intake.ops.health); the web app notes Twilio's webhooks itself, since it
 serves them. The queue's figures come from RQ's own registries. Redis being unreachable is a
 state to show, not an error page.
 """
@@ -18,7 +18,7 @@ from flask import Flask, request
 from rq import Queue, Worker
 from werkzeug.wrappers import Response
 
-from intake.health import heartbeats
+from intake.ops.health import heartbeats
 from intake.settings import Settings
 from web import services
 

@@ -8,7 +8,7 @@ from wtforms.fields import SelectChoice
 from wtforms.validators import DataRequired, Length
 
 from intake.policy import Policy
-from intake.staff_actions import TEXT_LIMIT
+from intake.requests.staff_actions import TEXT_LIMIT
 
 
 def severity_choices(policy: Policy) -> list[SelectChoice]:

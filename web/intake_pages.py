@@ -17,12 +17,12 @@ from sqlalchemy.orm import Session, load_only
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response
 
-from intake import quarantine
-from intake.intake_log import REASON_WORDS, body_preview
-from intake.jobs import enqueue_quietly
-from intake.models import IntakeRecord
-from intake.queue import make_queue
-from intake.staff_actions import ActionRefused
+from intake.jobs.jobs import enqueue_quietly
+from intake.jobs.queue import make_queue
+from intake.requests import quarantine
+from intake.requests.staff_actions import ActionRefused
+from intake.store.intake_log import REASON_WORDS, body_preview
+from intake.store.models import IntakeRecord
 from web import api, services
 from web.forms import ConfirmForm
 from web.login import require_staff_page

@@ -1,7 +1,7 @@
 """Staff sign-in and sign-out (Flask-Login), and the guard in front of every staff page.
 
 The session cookie is signed with INTAKE_SECRET_KEY and holds only the staff id; the password
-check, its scrypt hash and the lockout after repeated failures live in intake.staff_login.
+check, its scrypt hash and the lockout after repeated failures live in intake.accounts.sign_in.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from flask import Blueprint, Flask, flash, redirect, render_template, request, s
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from intake.staff_login import LOCKOUT, sign_in, staff_name
+from intake.accounts.sign_in import LOCKOUT, sign_in, staff_name
 from web import services
 from web.forms import ConfirmForm, LoginForm
 

@@ -2,7 +2,7 @@
 
 Several processes do the work (SMTP listeners, workers, web servers on many hosts), so no
 process counts in memory: a custom collector reads the database and Redis at scrape time. The
-queries are the cheap ones of intake.stats; the all-time intake counts, the one full pass over
+queries are the cheap ones of intake.ops.stats; the all-time intake counts, the one full pass over
 the intake log, are kept for COUNTS_TTL seconds per process, well under a scrape interval.
 
 * ``intake_messages_total{channel, outcome}``: every intake item since the start (counter).
@@ -30,7 +30,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session
 
-from intake import stats
+from intake.ops import stats
 from web import Services, services
 from web.auth import require_staff_or_token
 from web.doors import queue_state

@@ -16,8 +16,9 @@ from sqlalchemy import ColumnElement, false, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 from werkzeug.exceptions import NotFound
 
-from intake import stats
-from intake.models import (
+from intake.accounts.sign_in import staff_names
+from intake.ops import stats
+from intake.store.models import (
     Contact,
     ContactEmail,
     ServiceRequest,
@@ -25,7 +26,6 @@ from intake.models import (
     parse_request_number,
     utcnow,
 )
-from intake.staff_login import staff_names
 from web import api, present, services
 from web.charts import latency_rows, volume_bars
 from web.doors import door_states, queue_state

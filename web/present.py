@@ -10,9 +10,9 @@ from collections.abc import Mapping
 
 from flask import Flask
 
-from intake.intake_log import OUTCOME_WORDS, reason_in_words
-from intake.models import RequestEvent, ServiceRequest, format_request_number
-from intake.staff_actions import OPEN_STATUSES
+from intake.requests.staff_actions import OPEN_STATUSES
+from intake.store.intake_log import OUTCOME_WORDS, reason_in_words
+from intake.store.models import RequestEvent, ServiceRequest, format_request_number
 from web import services, timefmt
 
 EVENT_TITLES = {

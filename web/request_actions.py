@@ -1,9 +1,9 @@
 """The staff actions on a request's page: change severity, escalate, assign, resolve.
 
-Each is a form POST (with its CSRF token) that calls intake.staff_actions in one transaction
-and answers with a redirect back to the request (post/redirect/get), saying what was done. A
-form with a missing field shows the page again with the field's error and what was typed; an
-action that cannot be done (a closed request) says why.
+Each is a form POST (with its CSRF token) that calls intake.requests.staff_actions in one
+transaction and answers with a redirect back to the request (post/redirect/get), saying what was
+done. A form with a missing field shows the page again with the field's error and what was
+typed; an action that cannot be done (a closed request) says why.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response
 
-from intake import staff_actions
-from intake.staff_actions import ActionRefused
+from intake.requests import staff_actions
+from intake.requests.staff_actions import ActionRefused
 from web import services
 from web.api import request_id_or_404
 from web.forms import AssignForm, EscalationForm, ResolveForm, SeverityForm

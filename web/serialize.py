@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from intake.models import (
+from intake.store.models import (
     Contact,
     IntakeRecord,
     RequestEvent,

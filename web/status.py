@@ -11,8 +11,8 @@ from flask import Blueprint, abort, render_template
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from intake.links import request_number_from_status_token
-from intake.models import RequestEvent, ServiceRequest, parse_request_number
+from intake.outbox.links import request_number_from_status_token
+from intake.store.models import RequestEvent, ServiceRequest, parse_request_number
 from web import services
 from web.timefmt import time_left
 

@@ -1,0 +1,1 @@
+"""Accounts: salted secret hashes, staff logins and their sign-in, and API tokens."""

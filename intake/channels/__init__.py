@@ -1,1 +1,0 @@
-"""The mail doors: thin, protocol-shaped adapters that turn what arrives into InboundMessages."""

@@ -1,0 +1,3 @@
+"""The job queue: RQ jobs and batches, the outbox sweep, the worker process, the Redis connection
+(or the embedded one) and the process's runtime.
+"""

@@ -1,0 +1,119 @@
+"""The worker's half for mail: read the whole message, then open its request (with the
+acknowledgment in the outbox), add the follow-up to its request, or learn from a bounce.
+
+A message the parsers cannot build a part tree for, or whose reading fails in any other way,
+is quarantined with the error: it is kept raw, and the job does not fail over and over. A
+message staff released from the quarantine is read as well as it can be instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from intake.mail.acks import acknowledge
+from intake.mail.attachments import keep_attachments
+from intake.mail.bounces import learn_from_bounce
+from intake.policy import Policy
+from intake.requests.opening import REOPENABLE, append_message, open_request
+from intake.settings import Settings
+from intake.store.models import Contact, IntakeRecord, RequestEvent, ServiceRequest
+from parsers import (
+    MessageContent,
+    clean_text,
+    read_message,
+    severity_from_body,
+    severity_from_subject,
+    strip_reply,
+)
+
+DESCRIPTION_LIMIT = 100_000
+QUARANTINED, PARSE_ERROR = "quarantined", "parse_error"
+
+
+def finish_mail(session: Session, settings: Settings, policy: Policy, row: IntakeRecord) -> None:
+    """Do what the door's decision left for the worker; the caller marks the row done."""
+    if row.outcome == "suppressed":  # a bounce: the only suppressed mail left pending
+        learn_from_bounce(session, settings, row)
+        return
+    content = _content_or_quarantine(row)
+    if content is None:
+        return
+    if row.outcome == "accepted":
+        _open(session, settings, policy, row, content)
+    elif row.outcome == "appended":
+        _append(session, row, content)
+
+
+def _content_or_quarantine(row: IntakeRecord) -> MessageContent | None:
+    try:
+        return read_message(row.raw or b"", strict=row.reason != "released")
+    except Exception as exc:  # UnparseableMessage, or a parser bug: either way, keep it aside
+        error = str(exc) or type(exc).__name__
+    row.outcome, row.reason = QUARANTINED, PARSE_ERROR
+    row.detail = f"The message could not be parsed: {error}"[:2000]
+    return None
+
+
+def _open(
+    session: Session, settings: Settings, policy: Policy, row: IntakeRecord, content: MessageContent
+) -> None:
+    severity = (
+        severity_from_subject(row.subject)
+        or severity_from_body(content.text)
+        or policy.default_severity
+    )
+    contact = session.get_one(Contact, row.contact_id)
+    request = open_request(
+        session,
+        policy,
+        customer_id=contact.customer_id,
+        contact_id=contact.id,
+        channel=row.channel,
+        severity=severity,
+        subject=row.subject,
+        description=content.text[:DESCRIPTION_LIMIT],
+        received_at=row.received_at,
+    )
+    row.request_id = request.id
+    _describe_in_created_event(session, request, _extras(session, row, content))
+    acknowledge(session, settings, policy, request=request, contact=contact, row=row)
+
+
+def _append(session: Session, row: IntakeRecord, content: MessageContent) -> None:
+    """The stripped reply is what the timeline shows; the full text stays beside it."""
+    request = session.get_one(ServiceRequest, row.request_id)
+    previous_status = request.status
+    detail = {
+        "intake_id": row.id,
+        "from": row.sender,
+        "subject": row.subject,
+        "text": clean_text(strip_reply(content.text))[:DESCRIPTION_LIMIT],
+        "full_text": content.text[:DESCRIPTION_LIMIT],
+    }
+    append_message(session, request, detail | _extras(session, row, content), at=row.received_at)
+    if previous_status in REOPENABLE:
+        row.reason = "reopened"
+        row.detail = f"It reopened {request.number}, which was {previous_status}."
+
+
+def _extras(session: Session, row: IntakeRecord, content: MessageContent) -> dict[str, Any]:
+    """The files kept from the message and its sanitised HTML, for an event's detail."""
+    extras = keep_attachments(session, row.id, content.attachments)
+    return extras | ({"html": content.html} if content.html else {})
+
+
+def _describe_in_created_event(
+    session: Session, request: ServiceRequest, extras: dict[str, Any]
+) -> None:
+    if not extras:
+        return
+    created = session.scalars(
+        select(RequestEvent).where(
+            RequestEvent.request_id == request.id, RequestEvent.type == "created"
+        )
+    ).first()
+    if created is not None:
+        created.detail = created.detail | extras

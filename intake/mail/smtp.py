@@ -1,0 +1,270 @@
+"""The SMTP door (aiosmtpd): replies per CONTRACT §5, and 250 only once the message and its
+outcome are committed. Parsing and database work run in the recorder's thread (group commit),
+off the event loop.
+
+Hardening: the idle timeout is sized for the size limit and a session lives an hour at most
+(both end with a 421); each command has a budget per session, the recipients one per message;
+only CRLF.CRLF ends DATA (aiosmtpd >= 1.4.5), so bare LF or CR around a dot cannot smuggle a
+second message; STARTTLS is offered when a certificate is configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, AnyStr
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from intake.errors import StorageUnavailable
+from intake.mail.message import OwnMail, inbound_from_mail
+from intake.pipeline.recorder import BatchRecorder
+from intake.pipeline.steps import Decision
+from intake.settings import Settings
+from intake.store.db import Database
+from intake.store.models import IntakeRecord
+
+log = logging.getLogger(__name__)
+
+TRY_LATER = "451 4.3.0 The message could not be stored just now; please try again later."
+MAX_RECIPIENTS = 50
+MIN_TIMEOUT = 300  # RFC 5321 4.5.3.2: a server waits five minutes for a command
+SLOW_LINK_BYTES_PER_SECOND = 125_000  # 1 Mbit/s
+SESSION_LIFETIME = 3600  # seconds; a relay then reconnects (421 is a "try again")
+# Real mail has lines far over RFC 5321's 1,000 (HTML from mailers, unwrapped base64): they are
+# taken up to this length rather than refused, and a longer line gets aiosmtpd's 500.
+LINE_LENGTH_LIMIT = 64 * 1024
+MESSAGES_PER_SESSION = 1000
+# Each command's budget per session: a relay may hand over a thousand messages on one
+# connection, but nobody keeps it busy for ever with NOOP, HELP or VRFY (then: 421, closed).
+COMMAND_CALL_LIMIT = {
+    "MAIL": MESSAGES_PER_SESSION,
+    "RCPT": 2 * MESSAGES_PER_SESSION,
+    "DATA": MESSAGES_PER_SESSION,
+    "RSET": MESSAGES_PER_SESSION,
+    "NOOP": MESSAGES_PER_SESSION,
+    "*": 20,
+}
+
+
+def session_timeout(max_message_size: int) -> float:
+    """How long a session may sit idle, and the time one DATA transfer may take (aiosmtpd does
+    not restart the clock while data arrives): the largest allowed message over a slow link,
+    and never less than RFC 5321's five minutes."""
+    return max(MIN_TIMEOUT, max_message_size / SLOW_LINK_BYTES_PER_SECOND)
+
+
+def server_tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The context STARTTLS uses, when a certificate is configured."""
+    if not settings.tls_cert_file:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file or None, password="")
+    return context
+
+
+OnCommitted = Callable[[list[int]], object]
+
+
+def reply_for(decision: Decision) -> str:
+    if decision.outcome == "rejected":
+        return f"550 5.7.1 {decision.sentence}"
+    return "250 2.0.0 Message accepted"
+
+
+class IntakeHandler:
+    """aiosmtpd handler hooks: recipients at RCPT, the pipeline at DATA."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        recorder: BatchRecorder,
+        executor: ThreadPoolExecutor,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.recorder = recorder
+        self.executor = executor
+        self.support_addresses = frozenset(a.lower() for a in settings.support_addresses)
+        self.own = OwnMail.from_settings(settings)
+
+    def is_support_address(self, address: str) -> bool:
+        """One of ours, or its plus-address (``support+sr-000123.<tag>@``, our Reply-To)."""
+        local, _, domain = address.lower().rpartition("@")
+        return f"{local.partition('+')[0]}@{domain}" in self.support_addresses
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if not self.is_support_address(address):
+            return f"550 5.1.1 <{address}>: no such mailbox here; write to " + ", ".join(
+                sorted(self.support_addresses)
+            )
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return "452 4.5.3 Too many recipients"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        try:
+            return await self.accept(envelope.original_content or b"", envelope)
+        except StorageUnavailable as exc:
+            log.error("storage unavailable, answered 451: %s", exc)
+            return TRY_LATER
+
+    async def accept(self, raw: bytes, envelope: Envelope) -> str:
+        """Decide and commit (in the recorder's thread), then answer; a worker does the rest."""
+        recipients, mail_from = tuple(envelope.rcpt_tos), envelope.mail_from
+        future = self.recorder.submit(
+            lambda: inbound_from_mail(
+                raw, recipients=recipients, envelope_sender=mail_from, own=self.own
+            )
+        )
+        decision, intake_id = await asyncio.wrap_future(future)
+        log.info("intake #%s: %s %s", intake_id, decision.outcome, decision.reason)
+        return reply_for(decision)
+
+    def record_too_large(self, sender: str, recipients: tuple[str, ...]) -> None:
+        """A message over the size limit leaves a rejected row too (its bytes are not kept)."""
+        with self.db.transaction() as session:
+            session.add(
+                IntakeRecord(
+                    channel="email",
+                    sender=sender[:320],
+                    recipients=",".join(recipients),
+                    dedupe_key=f"too_large:{uuid.uuid4()}",
+                    outcome="rejected",
+                    reason="too_large",
+                    detail=f"over the limit of {self.settings.max_message_size} bytes",
+                )
+            )
+
+    async def handle_exception(self, error: Exception) -> str:
+        # Whatever went wrong, the sender keeps the message and tries again: never a 500.
+        log.exception("unexpected error in an SMTP session", exc_info=error)
+        return TRY_LATER
+
+
+class IntakeSMTP(SMTP):
+    """aiosmtpd's SMTP with the contract's wording for oversized mail, a 421 before a timeout
+    closes the connection, and a limited lifetime."""
+
+    event_handler: IntakeHandler
+    line_length_limit = LINE_LENGTH_LIMIT
+    lifetime: float = SESSION_LIFETIME
+
+    _refused_sender: str = ""
+    _data_envelope: Envelope | None = None
+    _lifetime_handle: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if self._lifetime_handle is None:  # not again for the TLS transport after STARTTLS
+            self._lifetime_handle = self.loop.call_later(
+                self.lifetime, self._close_with, "421 4.4.2 Session too long; please reconnect"
+            )
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._lifetime_handle is not None:
+            self._lifetime_handle.cancel()
+        super().connection_lost(error)
+
+    def _timeout_cb(self) -> None:
+        self._close_with("421 4.4.2 Timed out waiting for the client; closing")
+
+    def _close_with(self, reply: str) -> None:
+        """Say why, then close (the transport sends what it holds before it closes)."""
+        transport = self.transport
+        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+            log.info("closing an SMTP session: %s", reply)
+            transport.write(reply.encode("ascii") + b"\r\n")
+            transport.close()
+
+    async def smtp_MAIL(self, arg: str) -> None:
+        # A SIZE= over the limit is refused here, before the envelope records the sender.
+        self._refused_sender = arg.partition("<")[2].partition(">")[0] if arg else ""
+        await super().smtp_MAIL(arg)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        self._data_envelope = self.envelope  # reset before the size reply is pushed
+        await super().smtp_DATA(arg)
+
+    async def push(self, status: AnyStr) -> None:
+        if isinstance(status, str) and status.startswith("552 Error"):
+            await self._record_too_large(status)
+            status = (
+                f"552 5.3.4 Message too big: the limit is "
+                f"{self.data_size_limit} bytes; send large files as a link."
+            )
+        await super().push(status)
+
+    async def _record_too_large(self, status: str) -> None:
+        if "Too much mail data" in status and self._data_envelope is not None:
+            sender, recipients = self._data_envelope.mail_from, self._data_envelope.rcpt_tos
+        else:  # declared with SIZE= at MAIL FROM
+            sender, recipients = self._refused_sender, []
+        handler = self.event_handler
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(
+                handler.executor, handler.record_too_large, sender or "", tuple(recipients)
+            )
+        except Exception:
+            log.exception("could not log an oversized message")
+
+
+class SmtpDoor(Controller):
+    """The listener: an aiosmtpd controller running IntakeSMTP in its own thread and loop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        on_committed: OnCommitted | None,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        timeout: float | None = None,
+        lifetime: float = SESSION_LIFETIME,
+    ) -> None:
+        # The recorder does the per-message work; this pool only logs oversized messages.
+        self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="smtp-db")
+        self.recorder = BatchRecorder(db, on_committed)
+        self.intake_handler = IntakeHandler(settings, db, self.recorder, self.executor)
+        self.lifetime = lifetime
+        super().__init__(
+            self.intake_handler,
+            hostname=host or settings.smtp_host,
+            port=settings.smtp_port if port is None else port,
+            data_size_limit=settings.max_message_size,
+            timeout=timeout or session_timeout(settings.max_message_size),
+            command_call_limit=COMMAND_CALL_LIMIT,
+            tls_context=server_tls_context(settings),
+            ready_timeout=10,
+        )
+
+    def factory(self) -> IntakeSMTP:
+        kwargs: dict[str, Any] = dict(self.SMTP_kwargs)
+        server = IntakeSMTP(self.handler, **kwargs)
+        server.lifetime = self.lifetime
+        return server
+
+    def start(self) -> None:
+        self.recorder.start()
+        super().start()
+
+    def stop(self, no_assert: bool = False) -> None:
+        super().stop(no_assert=no_assert)
+        self.recorder.stop()
+        self.executor.shutdown(wait=True)

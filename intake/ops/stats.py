@@ -1,0 +1,219 @@
+"""Figures about intake and requests for the staff dashboard and ``/metrics``, straight from SQL.
+
+Every query here is shaped to stay cheap on millions of rows: time windows are ranges over
+the (received_at, id) and (created_at, id) indexes, requests awaiting their acknowledgment come
+from the (acknowledged_at, response_due_at) index, and open requests from (status, ...). The
+few expressions that differ between PostgreSQL and SQLite (hour buckets, seconds between two
+times) are built per dialect.
+
+A request's response goal is met when its acknowledgment has gone out (``acknowledged_at``);
+an open request past ``response_due_at`` without one has breached it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Float, Integer, case, cast, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload
+
+from intake.requests.staff_actions import OPEN_STATUSES
+from intake.store.models import IntakeRecord, ServiceRequest, utcnow
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# Acknowledgment latency buckets, in seconds (the last, +Inf, is implied).
+LATENCY_BOUNDS = (10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0)
+LATENCY_WINDOW = dt.timedelta(days=7)  # /metrics; the dashboard shows the last day
+HOUR = dt.timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class HourCount:
+    hour: dt.datetime  # the start of the hour, UTC
+    outcome: str
+    count: int
+
+
+@dataclass(frozen=True)
+class LatencyHistogram:
+    """Cumulative counts per bound of LATENCY_BOUNDS, then the total (the +Inf bucket)."""
+
+    severity: int
+    cumulative: tuple[int, ...]
+    total: int
+    sum_seconds: float
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def epoch_seconds(
+    session: Session,
+    column: InstrumentedAttribute[dt.datetime] | InstrumentedAttribute[dt.datetime | None],
+) -> ColumnElement[float]:
+    """Seconds since 1970 of a UTC timestamp column, in the session's SQL dialect."""
+    if _dialect(session) == "sqlite":
+        # Stored as 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC; julianday keeps the fraction.
+        return (func.julianday(column) - 2440587.5) * 86400.0
+    return func.date_part("epoch", column, type_=Float)
+
+
+def intake_by_hour(
+    session: Session, hours: int = 24, now: dt.datetime | None = None
+) -> list[HourCount]:
+    """Intake counts per hour and outcome over the last ``hours`` hours, oldest first."""
+    since = (now or utcnow()) - dt.timedelta(hours=hours)
+    bucket = cast(func.floor(epoch_seconds(session, IntakeRecord.received_at) / 3600), Integer)
+    rows = session.execute(
+        select(bucket, IntakeRecord.outcome, func.count())
+        .where(IntakeRecord.received_at >= since)
+        .group_by(bucket, IntakeRecord.outcome)
+        .order_by(bucket)
+    ).all()
+    return [HourCount(EPOCH + dt.timedelta(hours=int(h)), o, int(n)) for h, o, n in rows]
+
+
+def outcome_counts_since(session: Session, since: dt.datetime) -> dict[str, int]:
+    """Intake rows received since ``since``, counted by outcome."""
+    query = (
+        select(IntakeRecord.outcome, func.count())
+        .where(IntakeRecord.received_at >= since)
+        .group_by(IntakeRecord.outcome)
+    )
+    return {o: int(n) for o, n in session.execute(query)}
+
+
+def intake_totals(session: Session) -> dict[tuple[str, str], int]:
+    """Every intake row counted by (channel, outcome), since the beginning."""
+    query = select(IntakeRecord.channel, IntakeRecord.outcome, func.count()).group_by(
+        IntakeRecord.channel, IntakeRecord.outcome
+    )
+    return {(c, o): int(n) for c, o, n in session.execute(query)}
+
+
+def open_requests_by_urgency(session: Session, limit: int = 25) -> list[ServiceRequest]:
+    """Open requests, those still waiting for their acknowledgment first (soonest due, so
+    breached ones, at the top), then the acknowledged ones by their due time."""
+    options = (joinedload(ServiceRequest.customer), joinedload(ServiceRequest.assignee))
+    waiting = session.scalars(
+        select(ServiceRequest)
+        .where(ServiceRequest.acknowledged_at.is_(None), ServiceRequest.status.in_(OPEN_STATUSES))
+        .options(*options)
+        .order_by(ServiceRequest.response_due_at, ServiceRequest.id)
+        .limit(limit)
+    ).all()
+    if len(waiting) >= limit:
+        return list(waiting)
+    acknowledged = session.scalars(
+        select(ServiceRequest)
+        .where(
+            ServiceRequest.status.in_(OPEN_STATUSES), ServiceRequest.acknowledged_at.is_not(None)
+        )
+        .options(*options)
+        .order_by(ServiceRequest.response_due_at, ServiceRequest.id)
+        .limit(limit - len(waiting))
+    ).all()
+    return [*waiting, *acknowledged]
+
+
+@dataclass(frozen=True)
+class OpenCounts:
+    """Open requests per severity: all of them, those still waiting for their acknowledgment
+    (the desk's queue) and those of these past their response goal (breaches)."""
+
+    open: dict[int, int]
+    awaiting: dict[int, int]
+    breached: dict[int, int]
+
+
+def open_counts(session: Session, now: dt.datetime | None = None) -> OpenCounts:
+    """Open requests per severity from the (status, severity) index alone, and the few still
+    waiting for their acknowledgment from the (acknowledged_at, response_due_at) index."""
+    open_query = (
+        select(ServiceRequest.severity, func.count())
+        .where(ServiceRequest.status.in_(OPEN_STATUSES))
+        .group_by(ServiceRequest.severity)
+    )
+    breached = case((ServiceRequest.response_due_at < (now or utcnow()), 1), else_=0)
+    waiting_query = (
+        select(ServiceRequest.severity, func.count(), func.sum(breached))
+        .where(ServiceRequest.acknowledged_at.is_(None), ServiceRequest.status.in_(OPEN_STATUSES))
+        .group_by(ServiceRequest.severity)
+    )
+    counts = OpenCounts({int(s): int(n) for s, n in session.execute(open_query)}, {}, {})
+    for severity, waiting, late in session.execute(waiting_query):
+        counts.awaiting[int(severity)] = int(waiting)
+        if late:
+            counts.breached[int(severity)] = int(late)
+    return counts
+
+
+def pending_intake(session: Session) -> int:
+    """Intake rows whose request a worker has yet to open (or follow-up to append)."""
+    query = select(func.count()).where(IntakeRecord.state == "pending")
+    return int(session.scalar(query) or 0)
+
+
+def acknowledgment_latency(
+    session: Session, window: dt.timedelta = LATENCY_WINDOW, now: dt.datetime | None = None
+) -> list[LatencyHistogram]:
+    """How long acknowledgments took, per severity at receipt, for requests received in the
+    window: one histogram each.
+
+    Each row's latency is computed once (OFFSET 0 keeps PostgreSQL from inlining the subquery
+    and computing it again in every comparison) and falls into one bucket; the database counts
+    per (severity, bucket) and the cumulative counts are summed up here.
+    """
+    since = (now or utcnow()) - window
+    latency = epoch_seconds(session, ServiceRequest.acknowledged_at) - epoch_seconds(
+        session, ServiceRequest.created_at
+    )
+    rows = (
+        select(ServiceRequest.initial_severity.label("severity"), latency.label("seconds"))
+        .where(ServiceRequest.created_at >= since, ServiceRequest.acknowledged_at.is_not(None))
+        .offset(0)
+        .subquery()
+    )
+    bucket = case(
+        *[(rows.c.seconds <= bound, i) for i, bound in enumerate(LATENCY_BOUNDS)],
+        else_=len(LATENCY_BOUNDS),
+    )
+    query = select(rows.c.severity, bucket, func.count(), func.sum(rows.c.seconds)).group_by(
+        rows.c.severity, bucket
+    )
+    return _histograms(session.execute(query).all())
+
+
+def _histograms(counts: Sequence[Sequence[Any]]) -> list[LatencyHistogram]:
+    """(severity, bucket, count, seconds) rows into one cumulative histogram per severity."""
+    per_bucket: dict[int, list[int]] = {}
+    seconds: dict[int, float] = {}
+    for severity, bucket, count, total in counts:
+        buckets = per_bucket.setdefault(int(severity), [0] * (len(LATENCY_BOUNDS) + 1))
+        buckets[int(bucket)] += int(count)
+        seconds[int(severity)] = seconds.get(int(severity), 0.0) + float(total or 0)
+    return [
+        LatencyHistogram(
+            severity=severity,
+            cumulative=tuple(itertools.accumulate(buckets[:-1])),
+            total=sum(buckets),
+            sum_seconds=seconds[severity],
+        )
+        for severity, buckets in sorted(per_bucket.items())
+    ]
+
+
+def quantile_bound(histogram: LatencyHistogram, share: float) -> float | None:
+    """The smallest bucket bound under which ``share`` of the acknowledgments fell (None: above
+    the largest bound, or no acknowledgments)."""
+    if histogram.total == 0:
+        return None
+    for bound, count in zip(LATENCY_BOUNDS, histogram.cumulative, strict=True):
+        if count >= share * histogram.total:
+            return bound
+    return None

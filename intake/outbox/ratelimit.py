@@ -1,0 +1,54 @@
+"""The per-address limit on acknowledgments (``INTAKE_ACK_LIMIT``, "20/hour"): a mail loop or a
+flood opens requests but does not make us send a mail for each of them.
+
+The count is of acknowledgments written to the outbox for the address within the window, sent
+or still waiting. Workers running side by side may each let one more through at the edge;
+the limit is there to break loops, not to meter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from intake.store.models import OutboxMessage, utcnow
+
+
+@dataclass(frozen=True)
+class AckBudget:
+    address: str
+    sent: int  # acknowledgments to the address within the window
+    limit: int
+    window: dt.timedelta
+
+    @property
+    def exhausted(self) -> bool:
+        return self.sent >= self.limit
+
+    def explain(self) -> str:
+        hours = self.window.total_seconds() / 3600
+        span = f"{hours:g} hour(s)" if hours >= 1 else f"{self.window.total_seconds():g} seconds"
+        return f"{self.sent} acknowledgments went to {self.address} in the last {span}"
+
+
+def ack_budget(
+    session: Session, address: str, limit: tuple[int, int], now: dt.datetime | None = None
+) -> AckBudget:
+    """How many acknowledgments ``address`` got within the window of ``limit`` (count, seconds)."""
+    count, seconds = limit
+    window = dt.timedelta(seconds=seconds)
+    since = (now or utcnow()) - window
+    sent = session.scalar(
+        select(func.count())
+        .select_from(OutboxMessage)
+        .where(
+            OutboxMessage.recipient == address,
+            OutboxMessage.created_at >= since,
+            OutboxMessage.purpose == "acknowledgment",
+            OutboxMessage.channel == "email",
+        )
+    )
+    return AckBudget(address, sent or 0, count, window)

@@ -1,0 +1,38 @@
+"""The one thing every door produces: an inbound item, frozen and typed, ready for the pipeline."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from intake.store.models import utcnow
+
+CHANNELS = ("email", "phone")
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """An inbound mail or call, as the door saw it.
+
+    ``dedupe_key`` identifies the item across redeliveries (a content digest for mail, the
+    CallSid for a call); ``automatic`` names why it was machine-sent (auto-reply, bounce, list
+    mail) or is None; ``category`` is the problem area an end user named (platform, recording);
+    ``contact_id`` is the contact the door already identified (a caller, by caller ID or by
+    registered number and PIN), or None to look the sender up by its address.
+    """
+
+    channel: str
+    sender: str
+    dedupe_key: str
+    raw: bytes
+    subject: str = ""
+    message_id: str = ""
+    recipients: tuple[str, ...] = ()
+    in_reply_to: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    request_numbers: tuple[str, ...] = ()
+    automatic: str | None = None
+    category: str | None = None
+    sender_count: int = 1
+    contact_id: int | None = None
+    received_at: dt.datetime = field(default_factory=utcnow)

@@ -1,0 +1,220 @@
+"""The intake pipeline: the decision every inbound item gets before the door answers.
+
+One ordered table of small named steps (in the manner of Mailman's rules). Each step looks at
+the item and either decides its outcome or passes it on; the first decision wins. The decision
+and the raw item are committed as one intake-log row before the door replies, so a 250 or a
+TwiML answer always stands on something durable. The rest (opening the request, the
+acknowledgment) is done by a worker from the row, see :mod:`intake.pipeline.processing`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session
+
+from intake.errors import StorageUnavailable
+from intake.pipeline.inbound import InboundMessage
+from intake.store.contacts import ContactView, refusal_for
+from intake.store.db import Database
+from intake.store.lookups import Lookups
+from intake.store.models import IntakeRecord, parse_request_number
+from parsers import clean_text
+
+OUTCOMES = ("accepted", "appended", "rejected", "quarantined", "suppressed", "duplicate")
+# Outcomes that still need a worker to finish them (open the request, append the message).
+PENDING_OUTCOMES = ("accepted", "appended")
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: str
+    reason: str = ""
+    sentence: str = ""  # for rejections: what the sender is told
+    contact_id: int | None = None
+    request_id: int | None = None
+    duplicate_of: int | None = None
+
+    @property
+    def needs_worker(self) -> bool:
+        """Work is left after the reply: a request to open or a follow-up to append, or a
+        bounce to read (it may report one of our acknowledgments undeliverable)."""
+        if self.duplicate_of is not None:
+            return False
+        return self.outcome in PENDING_OUTCOMES or (self.outcome, self.reason) == SUPPRESSED_BOUNCE
+
+
+SUPPRESSED_BOUNCE = ("suppressed", "bounce")
+
+
+@dataclass
+class Context:
+    """What the steps share while deciding one item."""
+
+    lookups: Lookups
+    message: InboundMessage
+    contact: ContactView | None = None
+
+
+Step = Callable[[Context], Decision | None]
+
+
+def find_duplicate(ctx: Context) -> Decision | None:
+    """The same item delivered again (a lost 250, an IMAP replay, a Twilio retry)."""
+    original = ctx.lookups.original(ctx.message.dedupe_key)
+    if original is None:
+        return None
+    # A repeat of a refused item is refused again, with the same sentence.
+    outcome = "rejected" if original.outcome == "rejected" else "duplicate"
+    return Decision(outcome, original.reason, original.detail, duplicate_of=original.id)
+
+
+def suppress_automatic(ctx: Context) -> Decision | None:
+    """Auto-replies, bounces and list mail are kept but never answered."""
+    if ctx.message.automatic:
+        return Decision("suppressed", ctx.message.automatic)
+    return None
+
+
+def check_entitlement(ctx: Context) -> Decision | None:
+    """Only an active registered contact of a supported customer may open a request."""
+    msg = ctx.message
+    if msg.contact_id is not None:  # the door identified the sender (a caller, by phone and PIN)
+        ctx.contact = ctx.lookups.contact_by_id(msg.contact_id)
+    else:
+        ctx.contact = ctx.lookups.contact_by_email(msg.sender) if msg.sender else None
+    refusal = refusal_for(ctx.contact, msg.sender, msg.received_at.date(), msg.category)
+    if refusal is None:
+        return None
+    contact_id = ctx.contact.contact_id if ctx.contact else None
+    return Decision("rejected", refusal.reason, refusal.sentence, contact_id=contact_id)
+
+
+def hold_ambiguous_author(ctx: Context) -> Decision | None:
+    """Two From headers (or addresses) are how a forger shows a mail client one author and a
+    sender check another: such mail waits in the quarantine for a person to look at it."""
+    msg = ctx.message
+    if msg.channel != "email" or msg.sender_count <= 1:
+        return None
+    contact_id = ctx.contact.contact_id if ctx.contact else None
+    sentence = f"The message names {msg.sender_count} authors in its From headers."
+    return Decision("quarantined", "ambiguous_sender", sentence, contact_id=contact_id)
+
+
+def find_request_replied_to(ctx: Context) -> Decision | None:
+    """A follow-up names one of the customer's requests: a signed token of our mail (the door
+    verified its tag) or the subject's [SR-000123]; either way only the sender's customer's."""
+    assert ctx.contact is not None  # check_entitlement ran before
+    for request_id in _candidate_requests(ctx.message):
+        if ctx.lookups.customer_of_request(request_id) == ctx.contact.customer_id:
+            return Decision(
+                "appended", "follow_up", contact_id=ctx.contact.contact_id, request_id=request_id
+            )
+    return None
+
+
+def accept_new_request(ctx: Context) -> Decision:
+    assert ctx.contact is not None
+    return Decision("accepted", "new_request", contact_id=ctx.contact.contact_id)
+
+
+def _candidate_requests(msg: InboundMessage) -> list[int]:
+    ids = [i for n in msg.request_numbers if (i := parse_request_number(n)) is not None]
+    return list(dict.fromkeys(ids))
+
+
+# The order matters: a duplicate is recognised before anything else, machine mail is never
+# refused (a refusal would answer a robot), an unknown sender is refused before anything of
+# his is kept in the quarantine, and only an entitled sender can reach a request.
+STEPS: tuple[tuple[str, Step], ...] = (
+    ("dedupe", find_duplicate),
+    ("classify", suppress_automatic),
+    ("entitle", check_entitlement),
+    ("single_author", hold_ambiguous_author),
+    ("correlate", find_request_replied_to),
+    ("open", accept_new_request),
+)
+
+
+def decide(session: Session, message: InboundMessage, lookups: Lookups | None = None) -> Decision:
+    ctx = Context(lookups or Lookups(session), message)
+    for _name, step in STEPS:
+        decision = step(ctx)
+        if decision is not None:
+            return decision
+    raise AssertionError("the last step always decides")
+
+
+def record(db: Database, message: InboundMessage) -> tuple[Decision, int]:
+    """Decide the item's outcome and commit it with the raw bytes; returns the intake row's id.
+
+    Raises StorageUnavailable when the database cannot store it (the door answers 'try later').
+    """
+    try:
+        try:
+            return _decide_and_store(db, message)
+        except IntegrityError:
+            # A concurrent delivery of the same item won the race; deciding again finds it.
+            return _decide_and_store(db, message)
+    except DBAPIError as exc:
+        raise StorageUnavailable(str(exc.orig or exc)) from exc
+
+
+def _decide_and_store(db: Database, message: InboundMessage) -> tuple[Decision, int]:
+    with db.transaction() as session:
+        return record_in(session, message)
+
+
+def record_in(session: Session, message: InboundMessage) -> tuple[Decision, int]:
+    """As :func:`record`, inside the caller's transaction, which the caller commits.
+
+    For a door that must commit state of its own with the decision: the phone door locks its
+    call row, records the call once, and notes the row's id on the call, all in one commit.
+    """
+    return record_many_in(session, [message], Lookups(session))[0]
+
+
+def record_many_in(
+    session: Session, messages: Sequence[InboundMessage], lookups: Lookups
+) -> list[tuple[Decision, int]]:
+    """Decide several items (with distinct dedupe keys) and insert their rows in one statement.
+
+    A Core insert rather than ORM objects: on the SMTP door this runs for every message, and
+    the unit of work's bookkeeping would cost more than the insert itself.
+    """
+    decisions = [decide(session, m, lookups) for m in messages]
+    rows = [_intake_values(m, d) for m, d in zip(messages, decisions, strict=True)]
+    statement = insert(IntakeRecord).returning(IntakeRecord.id, sort_by_parameter_order=True)
+    ids = session.scalars(statement, rows).all()
+    return list(zip(decisions, ids, strict=True))
+
+
+def _intake_values(msg: InboundMessage, decision: Decision) -> dict[str, Any]:
+    repeat = decision.duplicate_of is not None
+    detail = f"same as intake #{decision.duplicate_of}" if repeat else decision.sentence
+    return {
+        "channel": msg.channel,
+        "received_at": msg.received_at,
+        # Header text can hold NUL or lone surrogates (UTF-7 words), which no database stores.
+        "sender": clean_text(msg.sender[:320]),
+        "recipients": clean_text(",".join(msg.recipients)),
+        "subject": clean_text(msg.subject),
+        "message_id": clean_text(msg.message_id[:998]),
+        # A repeat gets its own row, keyed apart from the original, and no second raw copy.
+        "dedupe_key": f"{msg.dedupe_key}:repeat:{uuid.uuid4().hex}" if repeat else msg.dedupe_key,
+        "outcome": "duplicate" if repeat else decision.outcome,
+        "reason": decision.reason,
+        "detail": clean_text(detail),
+        "state": "pending" if decision.needs_worker else "done",
+        "attempts": 0,
+        "last_error": "",
+        "contact_id": decision.contact_id,
+        "request_id": decision.request_id,
+        "size": len(msg.raw),
+        "raw": None if repeat else msg.raw,
+    }

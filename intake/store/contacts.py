@@ -1,0 +1,113 @@
+"""Who may open a request: contacts looked up by address (or id), and the entitlement rules.
+
+A sender may open a request when it is a registered, active contact of a customer whose support
+period covers today; end users only for platform and recording problems (CONTRACT §6).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from intake.store.models import Contact, ContactEmail, Customer
+
+END_USER_CATEGORIES = ("platform", "recording")
+
+
+@dataclass(frozen=True)
+class ContactView:
+    """What the pipeline needs to know of a contact, detached from the session."""
+
+    contact_id: int
+    customer_id: int
+    name: str
+    role: str
+    active: bool
+    customer_name: str
+    support_start: dt.date
+    support_end: dt.date
+
+
+@dataclass(frozen=True)
+class Refusal:
+    reason: str  # a reason code of CONTRACT §7
+    sentence: str  # what the sender is told, and what to do
+
+
+def find_contact_by_email(session: Session, address: str) -> ContactView | None:
+    row = session.execute(
+        select(Contact, Customer)
+        .join(ContactEmail, ContactEmail.contact_id == Contact.id)
+        .join(Customer, Customer.id == Contact.customer_id)
+        .where(ContactEmail.address == address.strip().lower())
+    ).first()
+    if row is None:
+        return None
+    contact, customer = row
+    return contact_view(contact, customer)
+
+
+def find_contact_by_id(session: Session, contact_id: int) -> ContactView | None:
+    """The contact a door identified by other means (a caller's phone number and PIN)."""
+    row = session.execute(
+        select(Contact, Customer)
+        .join(Customer, Customer.id == Contact.customer_id)
+        .where(Contact.id == contact_id)
+    ).first()
+    return None if row is None else contact_view(*row)
+
+
+def contact_view(contact: Contact, customer: Customer) -> ContactView:
+    return ContactView(
+        contact.id,
+        customer.id,
+        contact.name,
+        contact.role,
+        contact.active,
+        customer.name,
+        customer.support_start,
+        customer.support_end,
+    )
+
+
+def refusal_for(
+    contact: ContactView | None, sender: str, today: dt.date, category: str | None
+) -> Refusal | None:
+    """Why this sender may not open a request, or None when it may."""
+    if contact is None:
+        return Refusal(
+            "unknown_sender",
+            (
+                f"{sender or 'The sender'} is not a registered contact of any customer. Ask your "
+                "company's technical contact to have you registered, or call the service desk."
+            ),
+        )
+    if not contact.active:
+        return Refusal(
+            "inactive_contact",
+            (
+                f"Your registration as a contact of {contact.customer_name} is no longer active. "
+                "Ask your company's technical contact to reinstate it or to report the problem."
+            ),
+        )
+    if not contact.support_start <= today <= contact.support_end:
+        return Refusal(
+            "outside_support_period",
+            (
+                f"The support period of {contact.customer_name} runs from {contact.support_start} "
+                f"to {contact.support_end}, so it is not active today. Ask your account manager "
+                "to renew it."
+            ),
+        )
+    if contact.role == "end_user" and category not in END_USER_CATEGORIES:
+        return Refusal(
+            "category_not_allowed",
+            (
+                "End users may report platform and recording problems only: put [Platform] or "
+                "[Recording] in the subject, or ask your technical contact to report it."
+            ),
+        )
+    return None
