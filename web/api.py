@@ -25,6 +25,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload, load_only
 from werkzeug.exceptions import NotFound, UnprocessableEntity
 
 from intake.ops.health import component_status
+from intake.store.intake_log import OUTCOMES
 from intake.store.models import (
     Contact,
     ContactEmail,
@@ -44,7 +45,6 @@ PUBLIC_ENDPOINTS = frozenset({"api.health"})
 
 REQUEST_STATUSES = ("new", "acknowledged", "in_progress", "resolved", "closed")
 CHANNELS = ("email", "phone")
-OUTCOMES = ("accepted", "appended", "rejected", "quarantined", "suppressed", "duplicate")
 SEVERITIES = (1, 2, 3, 4)
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200

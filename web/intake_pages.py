@@ -21,7 +21,7 @@ from intake.jobs.jobs import enqueue_quietly
 from intake.jobs.queue import make_queue
 from intake.requests import quarantine
 from intake.requests.staff_actions import ActionRefused
-from intake.store.intake_log import REASON_WORDS, body_preview
+from intake.store.intake_log import OUTCOMES, REASON_WORDS, body_preview
 from intake.store.models import IntakeRecord
 from web import api, services
 from web.forms import ConfirmForm
@@ -43,7 +43,7 @@ def intake_log() -> str:
         rows=rows,
         next_cursor=next_cursor,
         filters={name: api.text_arg(name) or "" for name in FILTERS},
-        outcomes=api.OUTCOMES,
+        outcomes=OUTCOMES,
         channels=api.CHANNELS,
         reasons=sorted(REASON_WORDS),
     )
@@ -51,7 +51,7 @@ def intake_log() -> str:
 
 def _log_conditions() -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
-    if (outcome := api.choice_arg("outcome", api.OUTCOMES)) is not None:
+    if (outcome := api.choice_arg("outcome", OUTCOMES)) is not None:
         conditions.append(IntakeRecord.outcome == outcome)
     if (channel := api.choice_arg("channel", api.CHANNELS)) is not None:
         conditions.append(IntakeRecord.channel == channel)

@@ -12,7 +12,8 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from intake import __version__
-from web.api import CHANNELS, MAX_LIMIT, OUTCOMES, REQUEST_STATUSES, SEVERITIES
+from intake.store.intake_log import OUTCOMES
+from web.api import CHANNELS, MAX_LIMIT, REQUEST_STATUSES, SEVERITIES
 from web.errors import API_PREFIX
 
 bp = Blueprint("openapi", __name__, url_prefix=API_PREFIX)

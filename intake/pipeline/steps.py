@@ -22,13 +22,10 @@ from intake.errors import StorageUnavailable
 from intake.pipeline.inbound import InboundMessage
 from intake.store.contacts import ContactView, refusal_for
 from intake.store.db import Database
+from intake.store.intake_log import PENDING_OUTCOMES
 from intake.store.lookups import Lookups
 from intake.store.models import IntakeRecord, parse_request_number
 from parsers import clean_text
-
-OUTCOMES = ("accepted", "appended", "rejected", "quarantined", "suppressed", "duplicate")
-# Outcomes that still need a worker to finish them (open the request, append the message).
-PENDING_OUTCOMES = ("accepted", "appended")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The intake log explained: each decision's reason in words, and a readable view of a message.
+"""The intake log's words: its outcomes, each decision's reason in words, and a readable view
+of a message.
 
 Staff look at the log to learn why a message did or did not become a request; a reason code
 such as ``outside_support_period`` is exact but terse, so the pages show these sentences.
@@ -7,6 +8,10 @@ such as ``outside_support_period`` is exact but terse, so the pages show these s
 from __future__ import annotations
 
 from parsers import parse_body
+
+OUTCOMES = ("accepted", "appended", "rejected", "quarantined", "suppressed", "duplicate")
+# Outcomes that still need a worker to finish them (open the request, append the message).
+PENDING_OUTCOMES = ("accepted", "appended")
 
 PREVIEW_LIMIT = 20_000  # characters of a message's text shown on its page
 
