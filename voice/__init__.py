@@ -11,6 +11,11 @@ on call. Every call goes through the same intake pipeline as mail (:mod:`voice.c
 - :mod:`voice.callbacks`: status, recording and transcription callbacks, the engineer's
   whisper, and the fallback URL;
 - :mod:`voice.twiml` and :mod:`voice.prompts`: what the caller hears;
+- :mod:`voice.calls`, :mod:`voice.callers` and :mod:`voice.call_input`: the call's state and
+  its row in the intake log, who is calling, what the caller's keys and words mean;
+- :mod:`voice.call_outcomes` and :mod:`voice.call_processing`: the request opened while the
+  caller listens, the pages, and the worker's half of a call (the job
+  :func:`voice.call_processing.process_call`, which ``intake.jobs`` enqueues by name);
 - :mod:`voice.sms_sender`: SMS through Twilio's Messages API, for the worker's outbox;
 - :mod:`voice.player` and :mod:`voice.simulator`: a stand-in for Twilio that walks the IVR
   (``intake call simulate``, the tests and the benchmark).
