@@ -138,19 +138,15 @@ def sweep(queue: Queue, grace_seconds: int = 30) -> int:
     rt = runtime.current()
     cutoff = utcnow() - dt.timedelta(seconds=grace_seconds)
     with rt.db.sessions() as session:
-        pending = (
-            session.execute(
-                select(IntakeRecord.id, IntakeRecord.channel)
-                .where(
-                    IntakeRecord.state == "pending",
-                    IntakeRecord.received_at < cutoff,
-                )
-                .order_by(IntakeRecord.id)
-                .limit(SWEEP_BATCH)
+        pending = session.execute(
+            select(IntakeRecord.id, IntakeRecord.channel)
+            .where(
+                IntakeRecord.state == "pending",
+                IntakeRecord.received_at < cutoff,
             )
-            .tuples()
-            .all()
-        )
+            .order_by(IntakeRecord.id)
+            .limit(SWEEP_BATCH)
+        ).all()
         unsent = session.scalars(
             select(OutboxMessage.id)
             .where(
