@@ -169,13 +169,20 @@ def token_create(ctx: click.Context, name: str) -> None:
 @cli.command()
 @click.option("--host", help="Address to listen on (default $INTAKE_SMTP_HOST).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port (default $INTAKE_SMTP_PORT).")
+@click.option(
+    "--liveness-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a liveness report here every second (`intake run` watches it).",
+)
 @click.pass_context
-def smtp(ctx: click.Context, host: str | None, port: int | None) -> None:
+def smtp(
+    ctx: click.Context, host: str | None, port: int | None, liveness_file: Path | None
+) -> None:
     """Run the SMTP listener (the mail door)."""
     from intake.jobs.batch import enqueue_intakes_quietly
     from intake.jobs.queue import connect_redis, make_queue
     from intake.mail.smtp import SmtpDoor
-    from intake.ops.health import record_heartbeat
+    from intake.ops.liveness import LivenessReporter
 
     rt = _migrated_runtime(ctx)
     connection = connect_redis(rt.settings)
@@ -188,26 +195,19 @@ def smtp(ctx: click.Context, host: str | None, port: int | None) -> None:
         port=port,
     )
     door.start()
-    where = f"{door.hostname}:{door.port}"
-    click.echo(f"SMTP listening on {where}", err=True)
-    _wait_for_signal(lambda: _heartbeat(record_heartbeat, connection, "smtp", where))
+    click.echo(f"SMTP listening on {door.hostname}:{door.port}", err=True)
+    reporter = LivenessReporter(door.liveness, connection, "smtp", liveness_file)
+    _wait_for_signal(reporter.tick)
     door.stop()
 
 
-def _heartbeat(record: Any, connection: Any, component: str, instance: str) -> None:
-    try:
-        record(connection, component, instance, {"listening": instance})
-    except Exception as exc:  # Redis being down must not stop the door
-        click.echo(f"heartbeat not recorded: {exc}", err=True)
-
-
-def _wait_for_signal(every_10s: Any) -> None:
+def _wait_for_signal(every_second: Any) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    every_10s()
-    while not stop.wait(10):
-        every_10s()
+    every_second()
+    while not stop.wait(1):
+        every_second()
 
 
 @cli.command()

@@ -25,6 +25,13 @@ POLICY_TABLES = ("severity", "calendar", "rota", "default_severity")
 SENDER_AUTH_MODES = ("enforce", "monitor", "off")
 LOG_FORMATS = ("text", "json")
 ACK_LIMIT_WINDOWS = {"minute": 60, "hour": 3600, "day": 86400}
+# Durations in seconds and the range each may take.
+SECONDS_RANGES = {
+    "sweep_interval": (1, 3600),
+    "job_timeout": (1, 3600),
+    "storage_timeout": (1, 600),
+    "stall_seconds": (2, 3600),
+}
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,8 @@ class Settings:
     queue_name: str = "intake"
     sweep_interval: int = 30  # seconds between outbox sweeps (re-enqueueing what Redis lost)
     job_timeout: int = 120  # seconds a job may run; one started longer ago is taken for dead
+    storage_timeout: int = 5  # seconds the SMTP door waits for the database before a 451
+    stall_seconds: int = 10  # work waiting this long with no progress: the door is stuck
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
     twilio_phone_number: str = ""
@@ -172,10 +181,9 @@ def _validated(s: Settings) -> Settings:
         raise ConfigError(f"Setting 'ack_limit' must look like '20/hour', not {s.ack_limit!r}.")
     if not s.support_addresses or not all("@" in a for a in s.support_addresses):
         raise ConfigError("Setting 'support_addresses' must list one or more email addresses.")
-    if not 1 <= s.sweep_interval <= 3600:
-        raise ConfigError("Setting 'sweep_interval' must be between 1 and 3600 seconds.")
-    if not 1 <= s.job_timeout <= 3600:
-        raise ConfigError("Setting 'job_timeout' must be between 1 and 3600 seconds.")
+    for name, (low, high) in SECONDS_RANGES.items():
+        if not low <= getattr(s, name) <= high:
+            raise ConfigError(f"Setting '{name}' must be between {low} and {high} seconds.")
     if s.max_message_size < 1024:
         raise ConfigError("Setting 'max_message_size' must be at least 1024 bytes.")
     _check_tls_files(s.tls_cert_file, s.tls_key_file)

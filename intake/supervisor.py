@@ -2,7 +2,9 @@
 
 Sets up what a first start needs (the schema, the secret key, the embedded Redis, the demo data),
 then runs the SMTP listener, a worker and the web server as child processes, restarts one that
-dies, and stops them all on Ctrl-C.
+dies or that is alive but stuck (the SMTP listener reports its liveness to a file every second;
+a report saying it is stalled, or none for ``stall_seconds``, and it is restarted), and stops
+them all on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -18,13 +20,18 @@ from pathlib import Path
 
 from intake.errors import IntakeError
 from intake.jobs import embedded_redis
+from intake.ops.liveness import read_report
 from intake.secret import with_secret_key
 from intake.settings import Settings
 from intake.store.db import Database, upgrade
 
 COMPONENTS = ("smtp", "worker", "web")
+# The components that report their liveness (``--liveness-file``), watched for being stuck.
+WATCHED = ("smtp",)
 RESTARTS_PER_MINUTE = 5
 STOP_GRACE_SECONDS = 10
+STUCK_GRACE_SECONDS = 3  # a stuck process gets this long to stop before it is killed
+START_GRACE_SECONDS = 60  # how long a process may take to send its first liveness report
 DEMO_FILE = Path("config") / "demo.toml"
 
 Echo = Callable[[str], None]
@@ -35,6 +42,15 @@ class Child:
     component: str
     process: subprocess.Popen[bytes]
     starts: list[float] = field(default_factory=list)
+    liveness_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class Watch:
+    """How the supervisor judges liveness: where reports go, and how old one may get."""
+
+    run_dir: Path
+    stall_seconds: float
 
 
 def run_all(settings: Settings, *, demo: bool, echo: Echo) -> None:
@@ -44,10 +60,11 @@ def run_all(settings: Settings, *, demo: bool, echo: Echo) -> None:
         _load_demo(settings, echo)
     redis_url, started_redis = _redis(settings)
     env = _child_environment(settings, redis_url, demo)
-    children = [_spawn(c, env) for c in COMPONENTS]
+    watch = Watch(settings.var_path / "run", settings.stall_seconds)
+    children = [_spawn(c, env, watch) for c in COMPONENTS]
     _announce(settings, redis_url, demo, echo)
     try:
-        _supervise(children, env, echo)
+        _supervise(children, env, echo, watch)
     finally:
         _stop_all(children)
         if started_redis:
@@ -89,12 +106,20 @@ def _child_environment(settings: Settings, redis_url: str, demo: bool) -> dict[s
     return env
 
 
-def _start_process(component: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "intake", component], env=env)
+def _start_process(
+    component: str, env: dict[str, str], liveness_file: Path | None
+) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "intake", component]
+    if liveness_file is not None:
+        liveness_file.unlink(missing_ok=True)  # a report from the last process is no news
+        command += ["--liveness-file", str(liveness_file)]
+    return subprocess.Popen(command, env=env)
 
 
-def _spawn(component: str, env: dict[str, str]) -> Child:
-    return Child(component, _start_process(component, env), [time.monotonic()])
+def _spawn(component: str, env: dict[str, str], watch: Watch) -> Child:
+    liveness_file = watch.run_dir / f"{component}.liveness" if component in WATCHED else None
+    process = _start_process(component, env, liveness_file)
+    return Child(component, process, [time.monotonic()], liveness_file)
 
 
 def _announce(settings: Settings, redis_url: str, demo: bool, echo: Echo) -> None:
@@ -116,7 +141,7 @@ def _announce(settings: Settings, redis_url: str, demo: bool, echo: Echo) -> Non
     echo("press Ctrl-C to stop")
 
 
-def _supervise(children: list[Child], env: dict[str, str], echo: Echo) -> None:
+def _supervise(children: list[Child], env: dict[str, str], echo: Echo, watch: Watch) -> None:
     stopping = False
 
     def request_stop(*_: object) -> None:
@@ -128,20 +153,51 @@ def _supervise(children: list[Child], env: dict[str, str], echo: Echo) -> None:
     while not stopping:
         time.sleep(0.5)
         for child in children:
-            if child.process.poll() is not None and not stopping:
-                _restart(child, env, echo)
+            if not stopping:
+                _check(child, env, echo, watch)
 
 
-def _restart(child: Child, env: dict[str, str], echo: Echo) -> None:
+def _check(child: Child, env: dict[str, str], echo: Echo, watch: Watch) -> None:
+    """Restart a child that has exited or is stuck."""
+    if child.process.poll() is not None:
+        _restart(child, env, echo, f"exited with code {child.process.returncode}")
+    elif stuck := _stuck_reason(child, watch):
+        _stop_stuck(child)
+        _restart(child, env, echo, f"is stuck ({stuck})")
+
+
+def _stuck_reason(child: Child, watch: Watch) -> str:
+    """Why a running child counts as stuck: its own report says so, or it has sent none for
+    too long (a wedged main thread); an empty string while it is fine."""
+    if child.liveness_file is None:
+        return ""
+    report = read_report(child.liveness_file)
+    if report is None or report.pid != child.process.pid:
+        running_for = time.monotonic() - child.starts[-1]
+        return "" if running_for < START_GRACE_SECONDS else "no liveness report since it started"
+    if report.stalled:
+        return report.stalled
+    if report.age() > watch.stall_seconds:
+        return f"no liveness report for {report.age():.0f} s"
+    return ""
+
+
+def _stop_stuck(child: Child) -> None:
+    child.process.send_signal(signal.SIGTERM)
+    try:
+        child.process.wait(timeout=STUCK_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        child.process.kill()
+        child.process.wait()
+
+
+def _restart(child: Child, env: dict[str, str], echo: Echo, why: str) -> None:
     now = time.monotonic()
     child.starts = [t for t in child.starts if now - t < 60]
     if len(child.starts) >= RESTARTS_PER_MINUTE:
-        raise IntakeError(
-            f"{child.component} keeps stopping (exit code "
-            f"{child.process.returncode}); see the log above"
-        )
-    echo(f"{child.component} exited with code {child.process.returncode}; restarting it")
-    child.process = _start_process(child.component, env)
+        raise IntakeError(f"{child.component} keeps stopping (it {why}); see the log above")
+    echo(f"{child.component} {why}; restarting it")
+    child.process = _start_process(child.component, env, child.liveness_file)
     child.starts.append(now)
 
 

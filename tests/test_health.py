@@ -12,6 +12,7 @@ from rq import Queue, Worker
 from intake.ops.health import (
     HEARTBEAT_PREFIX,
     component_status,
+    degraded_reasons,
     heartbeats,
     record_heartbeat,
 )
@@ -99,6 +100,20 @@ def test_every_door_with_a_heartbeat_is_listed(db: Database, client: redis.Redis
     assert components["smtp"]["status"] == "ok"
     assert components["imap"]["status"] == "ok"
     assert components["smtp"]["instances"] == heartbeats(client)["smtp"]
+
+
+def test_a_door_saying_it_is_stalled_makes_the_gateway_degraded(
+    db: Database, client: redis.Redis
+) -> None:
+    record_heartbeat(client, "smtp", "a:25", {"stalled": "", "waiting": 0})
+    record_heartbeat(client, "smtp", "b:25", {"stalled": "4 message(s) waiting for 12 s"})
+
+    healthy, components = component_status(db, client)
+
+    assert not healthy
+    assert components["smtp"]["status"] == "stalled"
+    assert components["smtp"]["reason"] == "b:25: 4 message(s) waiting for 12 s"
+    assert degraded_reasons(components) == ["smtp is stalled: b:25: 4 message(s) waiting for 12 s"]
 
 
 def test_rq_workers_are_counted(db: Database, client: redis.Redis) -> None:

@@ -24,7 +24,7 @@ from sqlalchemy import ColumnElement, Select, false, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload, load_only, selectinload
 from werkzeug.exceptions import NotFound, UnprocessableEntity
 
-from intake.ops.health import component_status
+from intake.ops.health import component_status, degraded_reasons
 from intake.store.intake_log import OUTCOMES
 from intake.store.models import (
     Contact,
@@ -80,10 +80,13 @@ def _authenticate() -> None:
 
 @bp.get("/health")
 def health() -> Response:
-    """200 while the database and Redis answer, 503 otherwise; intake.ops.health has the parts."""
+    """200 while the database and Redis answer and no door is stalled, 503 (with the reasons)
+    otherwise; intake.ops.health has the parts."""
     state = services()
     healthy, components = component_status(state.db, state.redis)
-    body = {"status": "ok" if healthy else "degraded", "components": components}
+    body: dict[str, object] = {"status": "ok" if healthy else "degraded", "components": components}
+    if not healthy:
+        body["reasons"] = degraded_reasons(components)
     return json_response(body, 200 if healthy else 503)
 
 

@@ -30,7 +30,7 @@ REDIS_ERRORS = (redis.RedisError, OSError)
 @dataclass(frozen=True)
 class Door:
     name: str
-    status: str  # "ok", "missing", "not configured" or "unknown"
+    status: str  # "ok", "stalled", "missing", "not configured" or "unknown"
     facts: list[tuple[str, str | dt.datetime]] = field(default_factory=list)
 
 
@@ -65,10 +65,25 @@ def door_states(settings: Settings, client: redis.Redis) -> list[Door]:
 
 def _smtp(beats: dict[str, list[dict[str, Any]]]) -> Door:
     instances = beats.get("smtp", [])
-    facts: list[tuple[str, str | dt.datetime]] = [
-        ("listening", str(i.get("instance", "?"))) for i in instances
-    ]
-    return Door("SMTP", "ok" if instances else "missing", facts or [("listening", "nowhere")])
+    if not instances:
+        return Door("SMTP", "missing", [("listening", "nowhere")])
+    facts = [fact for i in instances for fact in _smtp_facts(i)]
+    stalled = any(fact[0] == "stalled" for fact in facts)
+    return Door("SMTP", "stalled" if stalled else "ok", facts)
+
+
+def _smtp_facts(instance: dict[str, Any]) -> list[tuple[str, str | dt.datetime]]:
+    """Where one listener listens and whether it gets through its work."""
+    detail = instance.get("detail") or {}
+    facts: list[tuple[str, str | dt.datetime]] = [("listening", str(instance.get("instance")))]
+    if detail.get("stalled"):
+        facts.append(("stalled", str(detail["stalled"])))
+    if "waiting" in detail:
+        waiting = int(detail.get("waiting") or 0)
+        age = detail.get("oldest_wait_seconds") or 0
+        facts.append(("waiting", f"{waiting} for {age} s" if waiting else "nothing"))
+        facts.append(("last batch", _moment(detail.get("last_batch_at")) or "none yet"))
+    return facts
 
 
 def _imap(settings: Settings, beats: dict[str, list[dict[str, Any]]]) -> Door:

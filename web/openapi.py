@@ -122,8 +122,8 @@ def _health() -> Schema:
         "summary": "The state of the database, Redis, the doors and the workers",
         "security": [],
         "responses": {
-            "200": _json(_ref("Health"), "Database and Redis answer."),
-            "503": _json(_ref("Health"), "Database or Redis is down."),
+            "200": _json(_ref("Health"), "Database and Redis answer; no door is stalled."),
+            "503": _json(_ref("Health"), "Database or Redis is down, or a door is stalled."),
         },
     }
 
@@ -259,12 +259,16 @@ def _schemas() -> Schema:
     next_cursor = _nullable("string")
     return {
         "Error": _object({"error": _object({"code": text, "message": text})}),
-        "Health": _object(
-            {
+        "Health": {
+            "type": "object",
+            "required": ["status", "components"],
+            "properties": {
                 "status": {"type": "string", "enum": ["ok", "degraded"]},
                 "components": {"type": "object"},
-            }
-        ),
+                # When degraded: one sentence per part that is down or stalled.
+                "reasons": {"type": "array", "items": {"type": "string"}},
+            },
+        },
         "Request": _object(request),
         "Event": event,
         "RequestDetail": _object(request | {"events": {"type": "array", "items": _ref("Event")}}),

@@ -124,14 +124,22 @@ class IntakeHandler:
             return TRY_LATER
 
     async def accept(self, raw: bytes, envelope: Envelope) -> str:
-        """Decide and commit (in the recorder's thread), then answer; a worker does the rest."""
+        """Decide and commit (in the recorder's thread), then answer; a worker does the rest.
+
+        The answer comes within ``storage_timeout`` seconds whatever the database does, so
+        replies never queue behind one another's timeouts (a message stored after its 451 is
+        found again as a duplicate when the client retries)."""
         recipients, mail_from = tuple(envelope.rcpt_tos), envelope.mail_from
         future = self.recorder.submit(
             lambda: inbound_from_mail(
                 raw, recipients=recipients, envelope_sender=mail_from, own=self.own
             )
         )
-        decision, intake_id = await asyncio.wrap_future(future)
+        deadline = self.settings.storage_timeout
+        try:
+            decision, intake_id = await asyncio.wait_for(future, deadline)
+        except TimeoutError:
+            raise StorageUnavailable(f"not stored within {deadline} s") from None
         log.info("intake #%s: %s %s", intake_id, decision.outcome, decision.reason)
         return reply_for(decision)
 
@@ -240,7 +248,8 @@ class SmtpDoor(Controller):
     ) -> None:
         # The recorder does the per-message work; this pool only logs oversized messages.
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="smtp-db")
-        self.recorder = BatchRecorder(db, on_committed)
+        self.recorder = BatchRecorder(db, on_committed, lock_timeout=settings.storage_timeout)
+        self.stall_seconds = settings.stall_seconds
         self.intake_handler = IntakeHandler(settings, db, self.recorder, self.executor)
         self.lifetime = lifetime
         super().__init__(
@@ -268,3 +277,16 @@ class SmtpDoor(Controller):
         super().stop(no_assert=no_assert)
         self.recorder.stop()
         self.executor.shutdown(wait=True)
+
+    def liveness(self) -> dict[str, object]:
+        """Whether the door gets through its work: its heartbeat's detail (intake.ops.health)."""
+        progress = self.recorder.progress()
+        last = progress.last_batch_at
+        return {
+            "listening": f"{self.hostname}:{self.port}",
+            "waiting": progress.waiting,
+            "oldest_wait_seconds": round(progress.oldest_wait, 1),
+            "last_batch_at": last.isoformat() if last else None,
+            "last_error": progress.last_error,
+            "stalled": progress.stalled_reason(self.stall_seconds),
+        }

@@ -4,10 +4,13 @@ Each long-running door (an SMTP listener, an IMAP poller, ...) calls :func:`reco
 every few seconds; the key expires after ``ttl`` seconds, so a door that died simply disappears.
 :func:`component_status` gathers everything into the answer of ``GET /api/health``.
 
-The overall verdict needs only the database and Redis: without them nothing can be stored or
-queued. Doors and workers are reported alongside (``ok`` or ``missing``) but do not flip the
-verdict, because in production each runs in its own process and may legitimately be scaled to
-zero on a given host; monitoring alerts on the component entries themselves.
+The overall verdict needs the database and Redis (without them nothing can be stored or
+queued) and no door that is alive but stuck: a door's heartbeat carries its progress (work
+waiting, for how long, its last finished batch) and a ``stalled`` sentence when work has waited
+too long with no progress; such a door is ``stalled`` and the verdict ``degraded``, with the
+reason. A door or worker with no heartbeat at all is reported as ``missing`` but does not flip
+the verdict, because in production each runs in its own process and may legitimately be scaled
+to zero on a given host; monitoring alerts on the component entries themselves.
 """
 
 from __future__ import annotations
@@ -82,9 +85,22 @@ def component_status(db: Database, redis_client: redis.Redis) -> tuple[bool, dic
     components = {"database": database_status(db), "redis": redis_status(redis_client)}
     healthy = all(c["status"] == "ok" for c in components.values())
     redis_up = components["redis"]["status"] == "ok"
-    components |= door_statuses(redis_client) if redis_up else _unknown(EXPECTED_DOORS)
+    doors = door_statuses(redis_client) if redis_up else _unknown(EXPECTED_DOORS)
+    healthy = healthy and not any(d["status"] == "stalled" for d in doors.values())
+    components |= doors
     components["worker"] = worker_status(redis_client) if redis_up else {"status": "unknown"}
     return healthy, components
+
+
+def degraded_reasons(components: dict[str, Component]) -> list[str]:
+    """One sentence per part that makes the verdict ``degraded``."""
+    reasons = []
+    for name, component in components.items():
+        if component["status"] == "down":
+            reasons.append(f"{name} is down: {component.get('error', 'no answer')}")
+        elif component["status"] == "stalled":
+            reasons.append(f"{name} is stalled: {component.get('reason', '')}")
+    return reasons
 
 
 def database_status(db: Database) -> Component:
@@ -113,8 +129,20 @@ def door_statuses(redis_client: redis.Redis) -> dict[str, Component]:
         return {door: {"status": "unknown", "error": _error_text(exc)} for door in EXPECTED_DOORS}
     statuses: dict[str, Component] = {door: {"status": "missing"} for door in EXPECTED_DOORS}
     for door, instances in beats.items():
-        statuses[door] = {"status": "ok", "instances": instances}
+        statuses[door] = _door_status(instances)
     return statuses
+
+
+def _door_status(instances: list[dict[str, Any]]) -> Component:
+    """``stalled`` with the reason when an instance says it is stuck, else ``ok``."""
+    stalled = [
+        f"{i.get('instance', '?')}: {i['detail']['stalled']}"
+        for i in instances
+        if isinstance(i.get("detail"), dict) and i["detail"].get("stalled")
+    ]
+    if stalled:
+        return {"status": "stalled", "reason": "; ".join(stalled), "instances": instances}
+    return {"status": "ok", "instances": instances}
 
 
 def worker_status(redis_client: redis.Redis) -> Component:

@@ -147,23 +147,28 @@ def decide(session: Session, message: InboundMessage, lookups: Lookups | None = 
     raise AssertionError("the last step always decides")
 
 
-def record(db: Database, message: InboundMessage) -> tuple[Decision, int]:
+def record(
+    db: Database, message: InboundMessage, lock_timeout: float | None = None
+) -> tuple[Decision, int]:
     """Decide the item's outcome and commit it with the raw bytes; returns the intake row's id.
 
-    Raises StorageUnavailable when the database cannot store it (the door answers 'try later').
+    Raises StorageUnavailable when the database cannot store it (the door answers 'try later'),
+    also when a lock is not had within ``lock_timeout`` seconds.
     """
     try:
         try:
-            return _decide_and_store(db, message)
+            return _decide_and_store(db, message, lock_timeout)
         except IntegrityError:
             # A concurrent delivery of the same item won the race; deciding again finds it.
-            return _decide_and_store(db, message)
+            return _decide_and_store(db, message, lock_timeout)
     except DBAPIError as exc:
         raise StorageUnavailable(str(exc.orig or exc)) from exc
 
 
-def _decide_and_store(db: Database, message: InboundMessage) -> tuple[Decision, int]:
-    with db.transaction() as session:
+def _decide_and_store(
+    db: Database, message: InboundMessage, lock_timeout: float | None
+) -> tuple[Decision, int]:
+    with db.transaction(lock_timeout) as session:
         return record_in(session, message)
 
 

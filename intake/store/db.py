@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -15,6 +15,9 @@ from intake.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 WRITE_OPTION = "intake_write"
+LOCK_TIMEOUT_OPTION = "intake_lock_timeout"
+BUSY_TIMEOUT_MS = 30_000  # how long a SQLite writer waits for the lock, unless told otherwise
+CONNECT_TIMEOUT = 5  # seconds to reach PostgreSQL: an unreachable server is an error, not a hang
 
 
 def normalised_url(url: str) -> str:
@@ -31,6 +34,7 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
         return _sqlite_engine(url.render_as_string(hide_password=False), **kwargs)
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT})
     return create_engine(url, **kwargs)
 
 
@@ -49,7 +53,7 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         # NORMAL in WAL mode survives a process crash; FULL also survives a power loss.
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -57,10 +61,32 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         # A writing transaction takes the write lock at its start, so concurrent writers queue
         # on the busy timeout instead of failing when a read would turn into a write; reading
         # ones take no lock at all (WAL lets them run beside the writer).
-        write = conn.get_execution_options().get(WRITE_OPTION, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        options = conn.get_execution_options()
+        _set_busy_timeout(conn, options.get(LOCK_TIMEOUT_OPTION))
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE_OPTION, False) else "BEGIN")
 
     return engine
+
+
+def _set_busy_timeout(conn: Any, seconds: float | None) -> None:
+    """The lock wait this transaction may spend (a pooled connection keeps the last one set,
+    so it is set again only when it changes)."""
+    wanted = BUSY_TIMEOUT_MS if seconds is None else max(1, int(seconds * 1000))
+    if conn.info.get("busy_timeout") != wanted:
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={wanted}")
+        conn.info["busy_timeout"] = wanted
+
+
+def _bound_postgres_waits(session: Session, seconds: float) -> None:
+    """No lock wait and no statement of this transaction may take longer than ``seconds``."""
+    limit = f"{max(1, int(seconds * 1000))}ms"
+    session.execute(
+        text(
+            "SELECT set_config('lock_timeout', :limit, true), "
+            "set_config('statement_timeout', :limit, true)"
+        ),
+        {"limit": limit},
+    )
 
 
 class Database:
@@ -80,11 +106,18 @@ class Database:
         return self.engine.dialect.name == "sqlite"
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """A session whose work is committed at the end of the block, or rolled back on error."""
+    def transaction(self, lock_timeout: float | None = None) -> Iterator[Session]:
+        """A session whose work is committed at the end of the block, or rolled back on error.
+
+        With ``lock_timeout``, waiting for a lock (and, on PostgreSQL, any one statement) fails
+        after that many seconds instead of the database's usual patience.
+        """
         with self.sessions() as session, session.begin():
             if self.is_sqlite:
-                session.connection(execution_options={WRITE_OPTION: True})
+                options = {WRITE_OPTION: True, LOCK_TIMEOUT_OPTION: lock_timeout}
+                session.connection(execution_options=options)
+            elif lock_timeout is not None:
+                _bound_postgres_waits(session, lock_timeout)
             yield session
 
     def is_migrated(self) -> bool:
