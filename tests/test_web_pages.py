@@ -11,16 +11,22 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
-from rq import Queue, SimpleWorker
+from rq import Queue, Retry, SimpleWorker
 from sqlalchemy import select
 
+from intake import runtime
 from intake.accounts import add_staff
 from intake.db import Database
 from intake.health import record_heartbeat
-from intake.models import RequestEvent, ServiceRequest, StaffUser, utcnow
+from intake.jobs import enqueue_intake
+from intake.models import IntakeRecord, RequestEvent, ServiceRequest, StaffUser, utcnow
+from intake.queue import make_queue
+from intake.runtime import build_runtime
 from intake.settings import Settings
 from intake.staff_login import MAX_FAILURES
-from tests.web_support import PASSWORD, add_contact, add_request, csrf_token, sign_in
+from intake.worker import run_worker
+from tests.helpers import free_port
+from tests.web_support import PASSWORD, add_contact, add_intake, add_request, csrf_token, sign_in
 from web import create_app
 
 STAFF_BLUEPRINTS = ("pages", "request_actions", "intake_pages")
@@ -189,7 +195,72 @@ def test_the_dashboard_shows_doors_queue_and_urgent_requests(
     assert "overdue by" in page
     assert "mx1:2525" in page
     assert "ZeroDivisionError" in page
-    assert re.search(r"<dt>failed</dt><dd><span class=\"badge breached\">1</span>", page)
+    assert re.search(
+        r'<dt>failed</dt><dd><a href="/jobs#failed"><span class="badge breached">1</span></a>', page
+    )
+
+
+def test_the_dashboard_s_queue_figures_link_to_the_jobs_they_count(
+    staff: FlaskClient, redis_client: redis.Redis, settings: Settings
+) -> None:
+    queue = Queue(settings.queue_name, connection=redis_client)
+    for n in range(3):
+        queue.enqueue("builtins.divmod", 1, 0, retry=Retry(max=2, interval=600), job_id=f"x-{n}")
+    SimpleWorker([queue], connection=redis_client).work(burst=True)
+    queue.enqueue("builtins.divmod", 4, 2, job_id="waiting")
+
+    page = text(staff.get("/"))
+
+    assert '<dt>retrying</dt><dd><a href="/jobs#retrying">3</a></dd>' in page
+    assert '<dt>queued</dt><dd><a href="/jobs#queued">1</a></dd>' in page
+    assert '<dt>running</dt><dd><a href="/jobs#running">0</a></dd>' in page
+    jobs = text(staff.get("/jobs"))
+    retrying = jobs[jobs.index('id="retrying"') : jobs.index('id="failed"')]
+    assert [f"x-{n}" for n in (2, 1, 0)] == re.findall(r"x-\d", retrying)
+    assert "waiting" in jobs[jobs.index('id="queued"') : jobs.index('id="running"')]
+
+
+@pytest.mark.filterwarnings("ignore:fully NULL primary key identity")  # the missing contact
+def test_the_jobs_page_says_why_an_intake_job_is_retrying(
+    staff: FlaskClient, db: Database, redis_client: redis.Redis, settings: Settings
+) -> None:
+    # An accepted row whose contact is gone: finishing it fails, and RQ schedules a retry.
+    intake_id = add_intake(db, "k", outcome="accepted", state="pending", contact_id=None)
+    rt = build_runtime(settings.replace(secret_key="k"))
+    runtime.install(rt)
+    enqueue_intake(make_queue(settings, redis_client), intake_id)
+    run_worker(rt, redis_client, burst=True, cron=False)
+    rt.db.dispose()
+
+    jobs = text(staff.get("/jobs"))
+
+    retrying = jobs[jobs.index('id="retrying"') : jobs.index('id="failed"')]
+    assert f'href="/intake/{intake_id}">intake-{intake_id}</a>' in retrying
+    assert "NoResultFound" in retrying or "InvalidRequestError" in retrying
+    assert '<td class="num">7</td>' in retrying  # RETRY allows 8 attempts after the first
+    with db.sessions() as session:
+        row = session.get_one(IntakeRecord, intake_id)
+        assert row.attempts == 1 and row.last_error in retrying
+
+
+def test_the_jobs_page_says_when_redis_is_down(settings: Settings, db: Database) -> None:
+    add_staff(db, "alice", PASSWORD)
+    closed = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2)
+    client = create_app(settings.replace(secret_key="k"), db=db, redis_client=closed).test_client()
+    sign_in(client, "alice")
+
+    page = client.get("/jobs")
+
+    assert page.status_code == 200 and "Redis does not answer" in text(page)
+
+
+def test_one_acknowledgment_is_one_ack(staff: FlaskClient, db: Database, ada: int) -> None:
+    now = utcnow()
+    add_request(db, ada, severity=2, created_at=now - dt.timedelta(minutes=5), acknowledged_at=now)
+
+    page = text(staff.get("/"))
+
+    assert ">1 ack</text>" in page and "1 acks" not in page
 
 
 def test_the_dashboard_shows_redis_down_instead_of_failing(

@@ -20,6 +20,8 @@ from intake import stats
 from intake.models import (
     Contact,
     ContactEmail,
+    IntakeRecord,
+    OutboxMessage,
     ServiceRequest,
     format_request_number,
     parse_request_number,
@@ -28,7 +30,7 @@ from intake.models import (
 from intake.staff_login import staff_names
 from web import api, present, services
 from web.charts import latency_rows, volume_bars
-from web.doors import door_states, queue_state
+from web.doors import JOB_STATES, door_states, jobs_by_state, queue_state
 from web.forms import (
     AssignForm,
     EscalationForm,
@@ -89,6 +91,38 @@ def _dashboard_figures(session: Session, now: Any) -> dict[str, Any]:
         "volume": volume_bars(hours, now),
         "latency": latency_rows(stats.acknowledgment_latency(session, DAY, now)),
     }
+
+
+@bp.get("/jobs")
+def jobs() -> str:
+    """The queue's jobs behind the dashboard's figures, with the error that makes one retry."""
+    svc = services()
+    listed = jobs_by_state(svc.settings, svc.redis)
+    errors: dict[str, str] = {}
+    if listed is not None:
+        with svc.db.sessions() as session:
+            errors = _stored_errors(session, [j.job_id for js in listed.values() for j in js])
+    return render_template("jobs.html", jobs=listed, states=JOB_STATES, errors=errors)
+
+
+def _stored_errors(session: Session, job_ids: list[str]) -> dict[str, str]:
+    """The last error the store kept for each job's intake row or outbox row, by job id."""
+    ids = {kind: _row_ids(job_ids, kind) for kind in ("intake", "outbox")}
+    found: dict[str, str] = {}
+    for kind, model in (("intake", IntakeRecord), ("outbox", OutboxMessage)):
+        rows = session.execute(
+            select(model.id, model.last_error).where(
+                model.id.in_(ids[kind]), model.last_error != ""
+            )
+        )
+        found |= {f"{kind}-{row.id}": row.last_error for row in rows}
+    return found
+
+
+def _row_ids(job_ids: list[str], kind: str) -> list[int]:
+    """The row ids in job ids like ``intake-12`` (intake.jobs names its jobs so)."""
+    numbers = [job_id.removeprefix(f"{kind}-") for job_id in job_ids if job_id.startswith(kind)]
+    return [int(n) for n in numbers if n.isascii() and n.isdigit() and int(n) <= api.MAX_ID]
 
 
 @bp.get("/requests")
