@@ -4,8 +4,10 @@ request's page with its actions, and the headers that keep injected markup from 
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import re
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -26,6 +28,7 @@ from intake.settings import Settings
 from intake.staff_login import MAX_FAILURES
 from intake.worker import run_worker
 from tests.helpers import free_port
+from tests.twilio_driver import ACCOUNT_SID, AUTH_TOKEN, MessagesApi
 from tests.web_support import PASSWORD, add_contact, add_intake, add_request, csrf_token, sign_in
 from web import create_app
 
@@ -143,7 +146,8 @@ def _staff_routes(app: Flask) -> list[tuple[str, str]]:
     for rule in app.url_map.iter_rules():
         if rule.endpoint.split(".")[0] not in STAFF_BLUEPRINTS:
             continue
-        path = rule.rule.replace("<number>", "SR-000001").replace("<int:intake_id>", "1")
+        path = rule.rule.replace("<number>", "SR-000001")
+        path = path.replace("<int:intake_id>", "1").replace("<int:event_id>", "1")
         routes += [
             (method, path) for method in sorted(rule.methods or ()) if method in ("GET", "POST")
         ]
@@ -331,6 +335,112 @@ def test_a_request_page_shows_its_timeline_escaped(
     assert 'href="javascript:' not in page
     assert page.count(ESCAPED_XSS) >= 4
     assert "Request opened" in page and "Voicemail" in page
+
+
+RECORDING_SID = "RE" + "5" * 32
+MP3 = b"ID3\x04\x00" + bytes(range(256)) * 8  # the bytes the player must get, unchanged
+
+
+@pytest.fixture
+def twilio_api() -> Iterator[MessagesApi]:
+    server = MessagesApi().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def twilio_staff(
+    settings: Settings, db: Database, redis_client: redis.Redis, twilio_api: MessagesApi
+) -> FlaskClient:
+    """A signed-in staff client of an app whose Twilio account is the local Twilio server."""
+    add_staff(db, "alice", PASSWORD)
+    configured = settings.replace(
+        secret_key="pages-secret",
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=AUTH_TOKEN,
+        twilio_api_base=twilio_api.url,
+    )
+    client = create_app(configured, db=db, redis_client=redis_client).test_client()
+    assert sign_in(client, "alice").status_code == 302
+    return client
+
+
+def _voicemail(db: Database, contact_id: int) -> tuple[ServiceRequest, int]:
+    sr = add_request(db, contact_id, channel="phone", subject="Voicemail")
+    url = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{RECORDING_SID}"
+    with db.transaction() as s:
+        detail = {"recording_url": url, "recording_sid": RECORDING_SID, "duration_seconds": 12}
+        event = RequestEvent(request_id=sr.id, type="voicemail", detail=detail)
+        s.add(event)
+        s.flush()
+        return sr, event.id
+
+
+def test_a_voicemail_plays_in_the_page_through_our_own_route(
+    twilio_staff: FlaskClient, twilio_api: MessagesApi, db: Database, ada: int
+) -> None:
+    twilio_api.recordings[RECORDING_SID] = MP3
+    sr, event_id = _voicemail(db, ada)
+
+    page = twilio_staff.get(f"/requests/{sr.number}")
+    html = text(page)
+    src = f"/requests/{sr.number}/voicemail/{event_id}"
+    assert f'<audio controls preload="none" src="{src}">' in html and "12 seconds" in html
+    assert AUTH_TOKEN not in html and twilio_api.url not in html and "api.twilio.com" not in html
+    assert "media-src 'self'" in page.headers["Content-Security-Policy"]
+    played = twilio_staff.get(src)
+
+    assert played.status_code == 200 and played.mimetype == "audio/mpeg"
+    assert played.get_data() == MP3 and AUTH_TOKEN.encode() not in played.get_data()
+    assert "no-store" in played.headers["Cache-Control"]
+    (fetch,) = twilio_api.fetches
+    assert fetch[0] == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{RECORDING_SID}.mp3"
+    assert (
+        base64.b64decode(fetch[1].removeprefix("Basic ")) == f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()
+    )
+
+
+def test_a_voicemail_is_for_signed_in_staff_only(
+    twilio_staff: FlaskClient, twilio_api: MessagesApi, db: Database, ada: int
+) -> None:
+    twilio_api.recordings[RECORDING_SID] = MP3
+    sr, event_id = _voicemail(db, ada)
+    other = add_request(db, ada)
+    anonymous = twilio_staff.application.test_client()
+
+    refused = anonymous.get(f"/requests/{sr.number}/voicemail/{event_id}")
+    elsewhere = twilio_staff.get(f"/requests/{other.number}/voicemail/{event_id}")
+
+    assert refused.status_code == 302 and refused.headers["Location"].startswith("/login")
+    assert elsewhere.status_code == 404  # the voicemail of another request
+    assert twilio_api.fetches == []
+
+
+def test_the_credentials_never_follow_twilio_s_redirect_to_another_host(
+    twilio_staff: FlaskClient, twilio_api: MessagesApi, db: Database, ada: int
+) -> None:
+    storage = MessagesApi().start()
+    storage.recordings[RECORDING_SID] = MP3
+    twilio_api.redirect_media_to = storage.url
+    sr, event_id = _voicemail(db, ada)
+    try:
+        played = twilio_staff.get(f"/requests/{sr.number}/voicemail/{event_id}")
+    finally:
+        storage.stop()
+
+    assert played.status_code == 200 and played.get_data() == MP3
+    assert [auth for _, auth in storage.fetches] == [""]
+    assert twilio_api.fetches[0][1].startswith("Basic ")
+
+
+def test_a_deleted_recording_says_so(
+    twilio_staff: FlaskClient, twilio_api: MessagesApi, db: Database, ada: int
+) -> None:
+    sr, event_id = _voicemail(db, ada)  # the local Twilio has no such recording
+
+    gone = twilio_staff.get(f"/requests/{sr.number}/voicemail/{event_id}")
+
+    assert gone.status_code == 404 and "no longer has this recording" in text(gone)
 
 
 def test_an_unknown_request_page_is_404(staff: FlaskClient) -> None:

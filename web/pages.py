@@ -14,7 +14,8 @@ from flask import Blueprint, Flask, current_app, render_template
 from flask_wtf import FlaskForm
 from sqlalchemy import ColumnElement, false, select
 from sqlalchemy.orm import Session, joinedload, selectinload
-from werkzeug.exceptions import NotFound
+from werkzeug.exceptions import NotFound, default_exceptions
+from werkzeug.wrappers import Response
 
 from intake import stats
 from intake.models import (
@@ -22,12 +23,14 @@ from intake.models import (
     ContactEmail,
     IntakeRecord,
     OutboxMessage,
+    RequestEvent,
     ServiceRequest,
     format_request_number,
     parse_request_number,
     utcnow,
 )
 from intake.staff_login import staff_names
+from voice.recordings import RecordingUnavailable, fetch_recording
 from web import api, present, services
 from web.charts import latency_rows, volume_bars
 from web.doors import JOB_STATES, door_states, jobs_by_state, queue_state
@@ -192,6 +195,24 @@ def render_request_page(
         raise NotFound(f"There is no request {format_request_number(request_id)}.")
     html = render_template("request.html", sr=sr, forms=_action_forms(sr, forms or {}))
     return html, status
+
+
+@bp.get("/requests/<number>/voicemail/<int:event_id>")
+def voicemail(number: str, event_id: int) -> Response:
+    """A voicemail's recording for the page's player, fetched from Twilio here: the account's
+    credentials stay on the server."""
+    request_id = api.request_id_or_404(number)
+    with services().db.sessions() as session:
+        event = session.get(RequestEvent, event_id) if event_id <= api.MAX_ID else None
+        if event is None or event.request_id != request_id or event.type != "voicemail":
+            raise NotFound(f"{number} has no voicemail #{event_id}.")
+        recording_sid = str(event.detail.get("recording_sid", ""))
+    try:
+        recording = fetch_recording(services().settings, recording_sid)
+    except RecordingUnavailable as exc:
+        raise default_exceptions[exc.status](str(exc)) from exc
+    headers = {"Cache-Control": "private, no-store"}
+    return Response(recording.data, mimetype=recording.content_type, headers=headers)
 
 
 def _action_forms(sr: ServiceRequest, given: dict[str, FlaskForm]) -> dict[str, FlaskForm]:
