@@ -8,13 +8,16 @@ import base64
 import datetime as dt
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from rq import Queue, Retry, SimpleWorker
-from sqlalchemy import select
+from sqlalchemy import Select, select
+from sqlalchemy import text as sql_text
+from sqlalchemy.orm import Session
 
 from intake import runtime
 from intake.accounts import add_staff
@@ -30,7 +33,7 @@ from intake.worker import run_worker
 from tests.helpers import free_port
 from tests.twilio_driver import ACCOUNT_SID, AUTH_TOKEN, MessagesApi
 from tests.web_support import PASSWORD, add_contact, add_intake, add_request, csrf_token, sign_in
-from web import create_app
+from web import create_app, search
 
 STAFF_BLUEPRINTS = ("pages", "request_actions", "intake_pages")
 XSS = (
@@ -294,6 +297,7 @@ def test_the_request_list_filters_and_pages(staff: FlaskClient, db: Database, ad
             ada if i % 2 else gus,
             severity=1 + i % 4,
             subject=f"Problem number {i}",
+            description="See the subject.",
             created_at=start + dt.timedelta(minutes=i),
         )
         for i in range(60)
@@ -316,6 +320,74 @@ def test_the_request_list_filters_and_pages(staff: FlaskClient, db: Database, ad
         sr.number for sr in reversed(made) if sr.contact_id == ada and sr.severity == 2
     ]
     assert numbers("q=100%25") == []  # LIKE's wildcards are taken literally
+
+
+def test_text_search_reads_subjects_bodies_and_messages_in_any_case(
+    staff: FlaskClient, db: Database, ada: int
+) -> None:
+    gus = add_contact(db, "gus@globex.example", customer="Globex Corporation", name="Gus Grace")
+    export = add_request(db, ada, subject="Exports fail", description="It says error 17.")
+    login = add_request(db, gus, subject="Login slow", description="Since Monday.")
+    with db.transaction() as s:
+        message = {"subject": "Re: Login slow", "full_text": "Now the Billing module times out."}
+        s.add(RequestEvent(request_id=login.id, type="message", detail=message))
+        s.add(RequestEvent(request_id=export.id, type="note", detail={"text": "billing"}))
+
+    def numbers(query: str) -> list[str]:
+        return re.findall(r">(SR-\d{6})</a>", text(staff.get(f"/requests?{query}")))
+
+    assert numbers("q=ERROR%2017") == [export.number]  # in the body, not the subject
+    assert numbers("q=billing%20times") == [login.number]  # in a follow-up message
+    assert numbers("q=expor") == [export.number]  # the start of a word
+    assert numbers("q=login%20error") == []  # every word must be found
+    assert numbers("q=%3F%21") == []  # no word at all
+    assert numbers("customer=globex%20CORP") == [login.number]
+    assert numbers("contact=grace") == [login.number]
+    assert numbers("q=@ACME.example") == [export.number]  # a part of the contact's address
+
+
+def test_the_intake_log_finds_a_part_of_an_address(staff: FlaskClient, db: Database) -> None:
+    add_intake(db, "a", sender="ada@acme.example", subject="Held message")
+    add_intake(db, "b", sender="bob@globex.example", subject="Another one")
+
+    def senders(query: str) -> list[str]:
+        page = text(staff.get(f"/intake?{query}"))
+        return sorted(set(re.findall(r"[a-z]+@[a-z]+\.example", page)))
+
+    assert senders("q=acme.exam") == ["ada@acme.example"]
+    assert senders("q=@GLOBEX") == ["bob@globex.example"]
+    assert senders("q=bob") == ["bob@globex.example"]
+    assert senders("q=held") == ["ada@acme.example"]  # words of the subject still count
+
+
+@pytest.mark.postgres
+def test_postgresql_answers_each_search_from_its_index(postgres_url: str) -> None:
+    """The conditions are written with the indexes' own expressions: with sequential scans
+    priced out, each plan names its index (the bound parameters as the app sends them)."""
+    statements = {
+        "ix_service_requests_text": lambda s: search.words_condition(s, "error 17"),
+        "ix_request_events_message_text": lambda s: search.words_condition(s, "error 17"),
+        "ix_customers_name_trgm": lambda _: search.customer_condition("acme"),
+        "ix_contact_emails_address_trgm": lambda _: search.contact_condition("ada@acme"),
+        "ix_contacts_name_trgm": lambda _: search.contact_condition("lovelace"),
+    }
+    database = Database(postgres_url)
+    try:
+        with database.sessions() as session:
+            session.execute(sql_text("SET enable_seqscan = off"))
+            for index, condition in statements.items():
+                query = select(ServiceRequest.id).where(condition(session))
+                assert index in _plan(session, query), index
+            sender = select(IntakeRecord.id).where(search.contains(IntakeRecord.sender, "acme"))
+            assert "ix_intake_log_sender_trgm" in _plan(session, sender)
+    finally:
+        database.dispose()
+
+
+def _plan(session: Session, query: Select[Any]) -> str:
+    compiled = query.compile(dialect=session.get_bind().dialect)
+    rows = session.connection().exec_driver_sql(f"EXPLAIN {compiled}", compiled.params)
+    return "\n".join(row[0] for row in rows)
 
 
 # A request's page and its actions.

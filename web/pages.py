@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, render_template
 from flask_wtf import FlaskForm
-from sqlalchemy import ColumnElement, false, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 from werkzeug.exceptions import NotFound, default_exceptions
 from werkzeug.wrappers import Response
@@ -20,7 +20,6 @@ from werkzeug.wrappers import Response
 from intake import stats
 from intake.models import (
     Contact,
-    ContactEmail,
     IntakeRecord,
     OutboxMessage,
     RequestEvent,
@@ -31,7 +30,7 @@ from intake.models import (
 )
 from intake.staff_login import staff_names
 from voice.recordings import RecordingUnavailable, fetch_recording
-from web import api, present, services
+from web import api, present, search, services
 from web.charts import latency_rows, volume_bars
 from web.doors import JOB_STATES, door_states, jobs_by_state, queue_state
 from web.forms import (
@@ -132,7 +131,7 @@ def _row_ids(job_ids: list[str], kind: str) -> list[int]:
 def request_list() -> str:
     limit, after = api.page_args()
     with services().db.sessions() as session:
-        conditions = [*api.request_conditions(session), *_text_condition(session)]
+        conditions = [*api.request_conditions(), *_text_condition(session)]
         if after is not None:
             conditions.append(api.after_row(session, ServiceRequest, after))
         rows = session.scalars(
@@ -155,7 +154,8 @@ def request_list() -> str:
 
 
 def _text_condition(session: Session) -> list[ColumnElement[bool]]:
-    """Free text finds a request by its number, by its contact's address, or in its subject."""
+    """Free text finds a request by its number, by a part of its contact's address, or by the
+    words of its subject, its description and its messages."""
     text = api.text_arg("q")
     if text is None:
         return []
@@ -163,11 +163,8 @@ def _text_condition(session: Session) -> list[ColumnElement[bool]]:
     if request_id is not None and request_id <= api.MAX_ID:
         return [ServiceRequest.id == request_id]
     if "@" in text:
-        query = select(ContactEmail.contact_id).where(ContactEmail.address == text.lower())
-        contact_id = session.scalar(query)
-        return [ServiceRequest.contact_id == contact_id if contact_id is not None else false()]
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return [ServiceRequest.subject.ilike(f"%{escaped}%", escape="\\")]
+        return [search.contact_condition(text)]
+    return [search.words_condition(session, text)]
 
 
 @bp.get("/requests/<number>")
