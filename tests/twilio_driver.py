@@ -191,6 +191,19 @@ class MessagesApi:
             return 404, {"Content-Type": "application/json"}, b'{"code": 20404}'
         return 200, {"Content-Type": "audio/mpeg"}, self.recordings[sid]
 
+    def answer(
+        self, path: str, authorization: str, form: dict[str, str]
+    ) -> tuple[int, dict[str, Any]]:
+        account = path.rsplit("/Accounts/", maxsplit=1)[-1].split("/", maxsplit=1)[0]
+        auth = base64.b64decode(authorization.removeprefix("Basic ")).decode()
+        if not path.endswith("/Messages.json") or auth != f"{ACCOUNT_SID}:{AUTH_TOKEN}":
+            return 401, _error(401, 20003, "Authenticate")
+        if self.failures:
+            status, code = self.failures.pop(0)
+            return status, _error(status, code, ERROR_MESSAGES.get(code, "Error"))
+        self.sent.append(SentSms(account, auth, form["To"], form["From"], form["Body"]))
+        return 201, _message(account, form)
+
 
 ERROR_MESSAGES = {
     21211: "The 'To' number is not a valid phone number.",
