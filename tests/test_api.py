@@ -289,6 +289,16 @@ def test_requests_are_listed_newest_first_with_every_field(
         ("contact=BOB@Acme.Example", ["bob_closed", "bob_phone"]),
         ("customer=Nobody%20Inc", []),
         ("contact=nobody@acme.example", []),
+        # a part of a name or an address, in any case
+        ("customer=acme", ["bob_closed", "bob_phone", "ada_sev1", "ada_new"]),
+        ("customer=LOBE", ["gus_ack"]),
+        ("contact=babbage", ["bob_closed", "bob_phone"]),
+        ("contact=bob@", ["bob_closed", "bob_phone"]),
+        ("contact=ACME.example&severity=1", ["ada_sev1"]),
+        ("contact=globex.EX", ["gus_ack"]),
+        ("customer=acme&contact=gus", []),
+        ("customer=%25", []),  # LIKE's wildcards are taken literally
+        ("contact=_", []),
         (
             "status=&severity=&channel=",
             ["gus_ack", "bob_closed", "bob_phone", "ada_sev1", "ada_new"],

@@ -1,6 +1,7 @@
-"""The real-world corpus (../shared/corpus/email) through the whole gateway: every .eml is sent
-through the real SMTP door by smtplib, from its own From address registered as a contact of a
-test customer, and a real worker finishes what the door accepted.
+"""The real-world mail corpus (tests/conftest.py's `corpus`: INTAKE_TEST_CORPUS) through the
+whole gateway: every .eml is sent through the real SMTP door by smtplib, from its own From
+address registered as a contact of a test customer, and a real worker finishes what the door
+accepted.
 
 Nothing in the bytes is rewritten but the line ends (CRLF, as any MTA sends them). Replies
 (kind "reply") are addressed to the signed reply address of a request opened first, so they
@@ -17,7 +18,6 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from rq import Queue
@@ -27,6 +27,7 @@ from intake.outbox.links import reply_address
 from intake.settings import Settings
 from intake.store.models import Contact, ContactEmail, Customer, IntakeRecord, RequestEvent
 from parsers import content_digest, read_headers
+from tests.conftest import CORPUS
 from tests.helpers import TODAY, Relay, make_mail
 from tests.hygiene_support import SUPPORT, Gateway, gateway_for, on_the_wire
 from tests.test_parsers_corpus import (
@@ -38,7 +39,7 @@ from tests.test_parsers_corpus import (
     manifest,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600), pytest.mark.usefixtures("corpus")]
 
 HELPDESK = "redmine@example.net"  # the corpus' loop message comes From the helpdesk's address
 SEED = "seed@corpus.example"
@@ -91,7 +92,7 @@ def _run(gateway: Gateway, entries: list) -> Run:  # type: ignore[type-arg]
 
 
 def _delivery(path: str, kind: str) -> Delivery:
-    raw = (CORPUS_DIR / path).read_bytes()
+    raw = (CORPUS / path).read_bytes()
     headers = read_headers(raw)
     return Delivery(path, kind, content_digest(raw), headers.from_address, headers.automatic)
 
@@ -123,7 +124,7 @@ def _seed(gateway: Gateway) -> int:
 def _send_all(gateway: Gateway, deliveries: list[Delivery], to_reply: str) -> None:
     with smtplib.SMTP("127.0.0.1", gateway.door.port, timeout=60) as client:
         for delivery in deliveries:
-            raw = on_the_wire((CORPUS_DIR / delivery.path).read_bytes())
+            raw = on_the_wire((CORPUS / delivery.path).read_bytes())
             to = to_reply if delivery.kind == "reply" else SUPPORT
             try:
                 client.sendmail("relay@corpus.example", [to], raw)
@@ -133,9 +134,6 @@ def _send_all(gateway: Gateway, deliveries: list[Delivery], to_reply: str) -> No
             except Exception as exc:  # anything else is a failure of the door
                 delivery.error = repr(exc)
                 client.connect("127.0.0.1", gateway.door.port)
-
-
-CORPUS_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "email"
 
 
 def test_the_corpus_through_the_whole_gateway(corpus_run: tuple[Gateway, Run]) -> None:

@@ -5,6 +5,7 @@ PostgreSQL; the attachment caps also directly against the database."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 
 import pytest
@@ -17,11 +18,9 @@ from intake.settings import Settings
 from intake.store.db import Database
 from intake.store.models import IntakeAttachment, IntakeRecord
 from parsers import AttachmentInfo
-from tests.conftest import CORPUS
 from tests.helpers import Relay, add_contact, make_mail
 from tests.hygiene_support import ADA, Gateway, gateway_for, reply_to
 
-TNEF = CORPUS / "multipart" / "tnef" / "tnefparse-body.tnef"
 HOSTILE_HTML = (
     "<html><head><style>p {color: red}</style><script>alert('head')</script></head><body>"
     "<p onclick=\"alert('p')\">The export <b>fails</b>.</p>"
@@ -115,7 +114,8 @@ def test_attachments_keep_safe_names_their_types_and_bytes(gateway: Gateway) -> 
     message = make_mail(ADA, "Files")
     message.add_attachment(b"root:x:0:0", maintype="text", subtype="plain")
     message.add_attachment(b"MZ\x90", "application", "octet-stream")
-    message.add_attachment(TNEF.read_bytes(), "application", "ms-tnef", filename="winmail.dat")
+    tnef = _tnef_stream("IPM.Microsoft Mail.Note", "The export fails at night.")
+    message.add_attachment(tnef, "application", "ms-tnef", filename="winmail.dat")
     parts = list(message.iter_attachments())
     # names as an attacker writes them: a path out of any folder, a right-to-left override
     parts[0].set_param("filename", "../../etc/passwd", header="Content-Disposition")
@@ -126,9 +126,9 @@ def test_attachments_keep_safe_names_their_types_and_bytes(gateway: Gateway) -> 
     assert [(f.filename, f.content_type, f.size) for f in files] == [
         ("passwd", "text/plain", 10),
         ("invoicegpj.exe", "application/octet-stream", 3),
-        ("winmail.dat", "application/ms-tnef", TNEF.stat().st_size),
+        ("winmail.dat", "application/ms-tnef", len(tnef)),
     ]
-    assert files[2].data == TNEF.read_bytes() and files[0].data == b"root:x:0:0"
+    assert files[2].data == tnef and files[0].data == b"root:x:0:0"
     (created,) = gateway.events(gateway.requests()[0].id, "created")
     assert [a["filename"] for a in created.detail["attachments"]] == [f.filename for f in files]
 
@@ -212,3 +212,20 @@ def test_an_internationalised_address_is_acknowledged_over_smtputf8(gateway: Gat
     assert gateway.relay.handler.envelopes[0][1] == ["jøran@example.com"]
     assert str(ack["To"]) == "jøran@example.com"
     assert gateway.requests()[0].acknowledged_at is not None
+
+
+def _tnef_stream(message_class: str, body: str) -> bytes:
+    """A winmail.dat as Outlook writes it (MS-OXTNEF): the signature, a key, then attributes
+    (level, id and type, length, data, a 16-bit checksum of the data)."""
+
+    def attribute(level: int, attribute_id: int, data: bytes) -> bytes:
+        checksum = sum(data) & 0xFFFF
+        return (
+            struct.pack("<BII", level, attribute_id, len(data)) + data + struct.pack("<H", checksum)
+        )
+
+    version = attribute(1, 0x00089006, struct.pack("<I", 0x00010000))  # attTnefVersion
+    oem_codepage = attribute(1, 0x00069007, struct.pack("<II", 1252, 0))  # attOemCodepage
+    kind = attribute(1, 0x00078008, message_class.encode() + b"\0")  # attMessageClass
+    text = attribute(1, 0x0002800C, body.encode())  # attBody
+    return struct.pack("<IH", 0x223E9F78, 0x0106) + version + oem_codepage + kind + text

@@ -5,6 +5,7 @@ and ISO-2022-JP with the Windows extensions."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -24,9 +25,6 @@ from parsers import (
 )
 from parsers.body import BOUNDARY_LINES_CAP
 from parsers.charsets import decode_bytes
-from tests.conftest import CORPUS
-
-BODIES = CORPUS / "replies" / "bodies"
 
 # --- signed tokens ----------------------------------------------------------------------------
 
@@ -66,19 +64,48 @@ def test_read_headers_sees_our_loop_marker_and_reply_addresses() -> None:
 # --- reply stripping --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("name", "reply"),
-    [
-        ("erp-github-email_1_4.txt", "Awesome! I haven't had another problem with it."),
-        ("erp-github-email_iPhone.txt", "Here is another email"),
-        ("erp-github-email_2_3.txt", "Outlook with a reply directly above line"),
-        ("mpr-alfonsrv-email_danish_2.txt", "Hej Hanne,\n\nJeg har modtaget filerne."),
-        ("trimmer-embedded_email_russian_2.txt", "Yes."),
-        ("trimmer-embedded_email_german_2.txt", "Hey:)"),
-    ],
-)
-def test_quoted_replies_and_signatures_are_stripped(name: str, reply: str) -> None:
-    assert strip_reply((BODIES / name).read_text(encoding="utf-8", errors="replace")) == reply
+# Replies as mail programs write them, each with the part a person wrote first.
+REPLIES = {
+    "github-web": (
+        "Awesome! I haven't had another problem with it.\n\n"
+        "On Aug 22, 2011, at 7:37 PM, defunkt<reply@reply.github.com> wrote:\n\n\n\n\n"
+        "> Loader seems to be working well.\n",
+        "Awesome! I haven't had another problem with it.",
+    ),
+    "iphone-signature": ("Here is another email\n\nSent from my iPhone\n", "Here is another email"),
+    "outlook-header-block": (
+        "Outlook with a reply directly above line\n\n"
+        "From: CRM Comments [crm-comment@example.com]\nSent: Friday, 23 March 2012 5:08 p.m.\n"
+        "To: John S. Greene\nSubject: [contact:106] John Greene\n\n"
+        "> A new comment has been added to the Contact named 'John Greene':\n>\n"
+        "> I am replying to a comment.\n",
+        "Outlook with a reply directly above line",
+    ),
+    "outlook-danish": (
+        "Hej Hanne,\n\nJeg har modtaget filerne.\n\nHilsen\nSøren\n\n"
+        "Fra: Hanne Hansen <hanne@example.com>\nSendt: 24. november 2025 09:30\n"
+        "Til: Søren Sørensen <soren@example.com>\nEmne: Filerne\n\n"
+        "Hej Søren,\n\nHer er filerne du bad om.\n\nMvh\nHanne\n",
+        "Hej Hanne,\n\nJeg har modtaget filerne.",
+    ),
+    "russian-wrapped-header": (
+        'Yes.\n\n20 окт. 2016 г. 19:37 пользователь "Rafael dos Santos Silva" <\n'
+        "meta@discoursemail.com> написал:\n\n> Are you using our official docker install?\n"
+        ">\n> If you are, try a rebuild:\n>\n> ./launcher rebuild app\n",
+        "Yes.",
+    ),
+    "german-header": (
+        "Hey:)\n\n\nAm 03.02.2016 3:35 nachm. schrieb Max Mustermann "
+        "<noreply@meta.discourse.org>:\n\n> Lorem ipsum dolor sit amet, consectetur "
+        "adipiscing elit, sed do eiusmod tempor incididunt ut labore.\n",
+        "Hey:)",
+    ),
+}
+
+
+@pytest.mark.parametrize(("text", "reply"), REPLIES.values(), ids=REPLIES.keys())
+def test_quoted_replies_and_signatures_are_stripped(text: str, reply: str) -> None:
+    assert strip_reply(text) == reply
 
 
 def test_a_quote_whose_header_the_library_does_not_know_is_stripped_too() -> None:
@@ -94,8 +121,8 @@ def test_text_without_a_quote_stays_whole() -> None:
     assert strip_reply("") == ""
 
 
-def test_every_corpus_body_is_stripped_quickly_and_never_to_nothing() -> None:
-    for path in sorted(BODIES.iterdir()):
+def test_every_corpus_body_is_stripped_quickly_and_never_to_nothing(corpus: Path) -> None:
+    for path in sorted((corpus / "replies" / "bodies").iterdir()):
         text = path.read_bytes().decode("utf-8", "replace")
         started = time.monotonic()
         reply = strip_reply(text)
@@ -139,9 +166,41 @@ def test_read_message_gives_the_sanitised_html_of_an_html_body() -> None:
 
 # --- delivery reports -------------------------------------------------------------------------
 
+# A DSN as a big provider's sendmail wrote one: prose, the delivery-status, the returned headers.
+AOL_STYLE_DSN = (
+    b"Return-Path: <MAILER-DAEMON@somehost.example.com>\r\n"
+    b"Date: Tue, 6 Jun 2006 17:53:38 -0400 (EDT)\r\n"
+    b"From: Mail Delivery Subsystem <MAILER-DAEMON@aol.com>\r\n"
+    b"Message-Id: <200606062153.RAH23964@rly-yi03.mx.aol.com>\r\n"
+    b"To: <sender@somehost.example.com>\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: multipart/report; report-type=delivery-status;\r\n"
+    b'\tboundary="RAH23964.1149630818/rly-yi03.mx.aol.com"\r\n'
+    b"Content-Transfer-Encoding: binary\r\nSubject: Returned mail: User unknown\r\n"
+    b"Auto-Submitted: auto-generated (failure)\r\n\r\n"
+    b"This is a MIME-encapsulated message\r\n\r\n"
+    b"--RAH23964.1149630818/rly-yi03.mx.aol.com\r\n\r\n"
+    b"   ----- The following addresses had permanent fatal errors -----\r\n"
+    b"<recipient@example.net>\r\n\r\n"
+    b"--RAH23964.1149630818/rly-yi03.mx.aol.com\r\n"
+    b"Content-Type: message/delivery-status\r\n\r\n"
+    b"Reporting-MTA: dns; rly-yi03.mx.aol.com\r\n"
+    b"Arrival-Date: Tue, 6 Jun 2006 17:53:01 -0400 (EDT)\r\n\r\n"
+    b"Final-Recipient: RFC822; recipient@example.net\r\nAction: failed\r\n"
+    b"Status: 5.1.1\r\nRemote-MTA: DNS; air-yi01.mail.aol.com\r\n"
+    b"Diagnostic-Code: SMTP; 550 MAILBOX NOT FOUND\r\n\r\n"
+    b"--RAH23964.1149630818/rly-yi03.mx.aol.com\r\n"
+    b"Content-Type: text/rfc822-headers\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+    b"Received: from somehost.example.com (localhost [127.0.0.1])\r\n"
+    b"\tby somehost.example.com with ESMTP id k56LpQ9h031020\r\n"
+    b"Message-Id: <200606062115.k56LFe7d012436@somehost.example.com>\r\n"
+    b"From: sender@somehost.example.com\r\nTo: recipient@example.net\r\n"
+    b"Subject: test\r\n\r\n"
+    b"--RAH23964.1149630818/rly-yi03.mx.aol.com--\r\n"
+)
+
 
 def test_a_dsn_names_its_recipients_and_the_returned_message() -> None:
-    report = read_delivery_report((CORPUS / "bounces/bounceparser-aol.unknown.eml").read_bytes())
+    report = read_delivery_report(AOL_STYLE_DSN)
     assert report.report_type == "delivery-status"
     (recipient,) = report.recipients
     assert (recipient.address, recipient.action, recipient.status) == (
@@ -153,8 +212,8 @@ def test_a_dsn_names_its_recipients_and_the_returned_message() -> None:
     assert report.message_ids == ("<200606062115.k56LFe7d012436@somehost.example.com>",)
 
 
-def test_most_corpus_bounces_name_a_recipient_or_the_returned_message() -> None:
-    bounces = sorted((CORPUS / "bounces").glob("*.eml"))
+def test_most_corpus_bounces_name_a_recipient_or_the_returned_message(corpus: Path) -> None:
+    bounces = sorted((corpus / "bounces").glob("*.eml"))
     read = [read_delivery_report(path.read_bytes()) for path in bounces]
     assert sum(bool(r.recipients or r.message_ids) for r in read) >= 0.9 * len(bounces)
 

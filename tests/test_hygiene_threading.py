@@ -5,6 +5,7 @@ The whole gateway: the SMTP door, a real worker, a real relay, SQLite and Postgr
 
 from __future__ import annotations
 
+import logging
 import smtplib
 from collections.abc import Iterator
 
@@ -120,6 +121,42 @@ def test_a_follow_up_reopens_a_resolved_request(gateway: Gateway, status: str) -
     assert [e.detail for e in gateway.events(request_id, "reopened")] == [
         {"previous_status": status}
     ]
+
+
+def test_the_door_logs_the_reopening_the_intake_log_records(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, ack = gateway.first_request_and_ack()
+    with gateway.rt.db.transaction() as session:
+        session.execute(update(ServiceRequest).values(status="resolved"))
+    with caplog.at_level(logging.INFO, logger="intake"):
+        gateway.send(reply_to(ack, "It is broken again.\n"))
+        gateway.drain()
+    row = gateway.rows()[-1]
+    said = [
+        r.getMessage() for r in caplog.records if r.getMessage().startswith(f"intake #{row.id}")
+    ]
+    assert said == [f"intake #{row.id}: appended reopened"] and row.reason == "reopened"
+
+
+def test_a_request_resolved_after_the_door_decided_is_reopened_and_logged_so(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, ack = gateway.first_request_and_ack()
+    with caplog.at_level(logging.INFO, logger="intake"):
+        gateway.send(reply_to(ack, "It is broken again.\n"))  # the door: a plain follow-up
+        with gateway.rt.db.transaction() as session:
+            session.execute(update(ServiceRequest).values(status="closed"))
+        gateway.drain()
+    row = gateway.rows()[-1]
+    said = [
+        r.getMessage() for r in caplog.records if r.getMessage().startswith(f"intake #{row.id}")
+    ]
+    assert said == [
+        f"intake #{row.id}: appended follow_up",
+        f"intake #{row.id}: appended reopened (was follow_up at the door)",
+    ]
+    assert (row.reason, gateway.requests()[0].status) == ("reopened", "in_progress")
 
 
 def test_plus_addresses_of_support_are_accepted_and_others_refused(gateway: Gateway) -> None:

@@ -1,4 +1,5 @@
-"""The real-world corpus (../shared/corpus/email) through the parsers.
+"""The real-world mail corpus (tests/conftest.py's `corpus`: INTAKE_TEST_CORPUS) through the
+parsers.
 
 Every file goes through read_headers, content_digest and parse_body without an exception, and
 the manifest's ``kind`` column is held against ``HeaderSummary.automatic``:
@@ -22,8 +23,9 @@ from pathlib import Path
 import pytest
 
 from parsers import content_digest, parse_body, read_headers
+from tests.conftest import CORPUS
 
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "email"
+pytestmark = pytest.mark.usefixtures("corpus")
 MACHINE_KINDS = ("auto-reply", "challenge-response", "bulk", "report", "bounce", "arf", "mdn")
 NEGATIVE_KINDS = ("plain", "negative", "dkim-message")
 REASONS = (None, "auto_submitted", "list_mail", "bounce")
@@ -77,35 +79,26 @@ class Row:
     note: str
 
 
-def corpus() -> Path:
-    if not (CORPUS / "MANIFEST.tsv").is_file():
-        pytest.fail(
-            f"The email corpus is missing: expected {CORPUS} with MANIFEST.tsv "
-            "(the shared real-world corpus next to the project checkout)."
-        )
-    return CORPUS
-
-
 @cache
 def manifest() -> tuple[Row, ...]:
-    with (corpus() / "MANIFEST.tsv").open(newline="", encoding="utf-8") as handle:
+    with (CORPUS / "MANIFEST.tsv").open(newline="", encoding="utf-8") as handle:
         rows = csv.DictReader(handle, delimiter="\t")
         return tuple(Row(r["path"], r["kind"], r["note"]) for r in rows if r["path"] != "path")
 
 
 def corpus_files() -> list[Path]:
     """Every file in the corpus but the raw TNEF payloads (winmail.dat streams, not mail)."""
-    raw_payloads = corpus() / "multipart" / "tnef"
+    raw_payloads = CORPUS / "multipart" / "tnef"
     return sorted(
         path
-        for path in corpus().rglob("*")
+        for path in CORPUS.rglob("*")
         if path.is_file() and not (path.parent == raw_payloads and path.suffix != ".eml")
     )
 
 
 @cache
 def automatic(path: str) -> str | None:
-    return read_headers((corpus() / path).read_bytes()).automatic
+    return read_headers((CORPUS / path).read_bytes()).automatic
 
 
 def rows_of(*kinds: str) -> list[Row]:
@@ -113,7 +106,7 @@ def rows_of(*kinds: str) -> list[Row]:
 
 
 def test_the_manifest_describes_files_that_exist() -> None:
-    missing = [row.path for row in manifest() if not (corpus() / row.path).is_file()]
+    missing = [row.path for row in manifest() if not (CORPUS / row.path).is_file()]
     assert not missing
     assert len(rows_of(*MACHINE_KINDS)) >= 300
     assert len(rows_of(*NEGATIVE_KINDS)) >= 50

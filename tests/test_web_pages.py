@@ -4,24 +4,35 @@ request's page with its actions, and the headers that keep injected markup from 
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import re
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
-from rq import Queue, SimpleWorker
-from sqlalchemy import select
+from rq import Queue, Retry, SimpleWorker
+from sqlalchemy import Select, select
+from sqlalchemy import text as sql_text
+from sqlalchemy.orm import Session
 
 from intake.accounts.credentials import add_staff
 from intake.accounts.sign_in import MAX_FAILURES
+from intake.jobs.jobs import enqueue_intake, runtime
+from intake.jobs.queue import make_queue
+from intake.jobs.runtime import build_runtime
+from intake.jobs.worker import run_worker
 from intake.ops.health import record_heartbeat
 from intake.settings import Settings
 from intake.store.db import Database
-from intake.store.models import RequestEvent, ServiceRequest, StaffUser, utcnow
-from tests.web_support import PASSWORD, add_contact, add_request, csrf_token, sign_in
-from web import create_app
+from intake.store.models import IntakeRecord, RequestEvent, ServiceRequest, StaffUser, utcnow
+from tests.helpers import free_port
+from tests.twilio_driver import ACCOUNT_SID, AUTH_TOKEN, MessagesApi
+from tests.web_support import PASSWORD, add_contact, add_intake, add_request, csrf_token, sign_in
+from web import create_app, search
 
 STAFF_BLUEPRINTS = ("pages", "request_actions", "intake_pages")
 XSS = (
@@ -137,7 +148,8 @@ def _staff_routes(app: Flask) -> list[tuple[str, str]]:
     for rule in app.url_map.iter_rules():
         if rule.endpoint.split(".")[0] not in STAFF_BLUEPRINTS:
             continue
-        path = rule.rule.replace("<number>", "SR-000001").replace("<int:intake_id>", "1")
+        path = rule.rule.replace("<number>", "SR-000001")
+        path = path.replace("<int:intake_id>", "1").replace("<int:event_id>", "1")
         routes += [
             (method, path) for method in sorted(rule.methods or ()) if method in ("GET", "POST")
         ]
@@ -189,7 +201,72 @@ def test_the_dashboard_shows_doors_queue_and_urgent_requests(
     assert "overdue by" in page
     assert "mx1:2525" in page
     assert "ZeroDivisionError" in page
-    assert re.search(r"<dt>failed</dt><dd><span class=\"badge breached\">1</span>", page)
+    assert re.search(
+        r'<dt>failed</dt><dd><a href="/jobs#failed"><span class="badge breached">1</span></a>', page
+    )
+
+
+def test_the_dashboard_s_queue_figures_link_to_the_jobs_they_count(
+    staff: FlaskClient, redis_client: redis.Redis, settings: Settings
+) -> None:
+    queue = Queue(settings.queue_name, connection=redis_client)
+    for n in range(3):
+        queue.enqueue("builtins.divmod", 1, 0, retry=Retry(max=2, interval=600), job_id=f"x-{n}")
+    SimpleWorker([queue], connection=redis_client).work(burst=True)
+    queue.enqueue("builtins.divmod", 4, 2, job_id="waiting")
+
+    page = text(staff.get("/"))
+
+    assert '<dt>retrying</dt><dd><a href="/jobs#retrying">3</a></dd>' in page
+    assert '<dt>queued</dt><dd><a href="/jobs#queued">1</a></dd>' in page
+    assert '<dt>running</dt><dd><a href="/jobs#running">0</a></dd>' in page
+    jobs = text(staff.get("/jobs"))
+    retrying = jobs[jobs.index('id="retrying"') : jobs.index('id="failed"')]
+    assert [f"x-{n}" for n in (2, 1, 0)] == re.findall(r"x-\d", retrying)
+    assert "waiting" in jobs[jobs.index('id="queued"') : jobs.index('id="running"')]
+
+
+@pytest.mark.filterwarnings("ignore:fully NULL primary key identity")  # the missing contact
+def test_the_jobs_page_says_why_an_intake_job_is_retrying(
+    staff: FlaskClient, db: Database, redis_client: redis.Redis, settings: Settings
+) -> None:
+    # An accepted row whose contact is gone: finishing it fails, and RQ schedules a retry.
+    intake_id = add_intake(db, "k", outcome="accepted", state="pending", contact_id=None)
+    rt = build_runtime(settings.replace(secret_key="k"))
+    runtime.install(rt)
+    enqueue_intake(make_queue(settings, redis_client), intake_id)
+    run_worker(rt, redis_client, burst=True, cron=False)
+    rt.db.dispose()
+
+    jobs = text(staff.get("/jobs"))
+
+    retrying = jobs[jobs.index('id="retrying"') : jobs.index('id="failed"')]
+    assert f'href="/intake/{intake_id}">intake-{intake_id}</a>' in retrying
+    assert "NoResultFound" in retrying or "InvalidRequestError" in retrying
+    assert '<td class="num">7</td>' in retrying  # RETRY allows 8 attempts after the first
+    with db.sessions() as session:
+        row = session.get_one(IntakeRecord, intake_id)
+        assert row.attempts == 1 and row.last_error in retrying
+
+
+def test_the_jobs_page_says_when_redis_is_down(settings: Settings, db: Database) -> None:
+    add_staff(db, "alice", PASSWORD)
+    closed = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2)
+    client = create_app(settings.replace(secret_key="k"), db=db, redis_client=closed).test_client()
+    sign_in(client, "alice")
+
+    page = client.get("/jobs")
+
+    assert page.status_code == 200 and "Redis does not answer" in text(page)
+
+
+def test_one_acknowledgment_is_one_ack(staff: FlaskClient, db: Database, ada: int) -> None:
+    now = utcnow()
+    add_request(db, ada, severity=2, created_at=now - dt.timedelta(minutes=5), acknowledged_at=now)
+
+    page = text(staff.get("/"))
+
+    assert ">1 ack</text>" in page and "1 acks" not in page
 
 
 def test_the_dashboard_shows_redis_down_instead_of_failing(
@@ -219,6 +296,7 @@ def test_the_request_list_filters_and_pages(staff: FlaskClient, db: Database, ad
             ada if i % 2 else gus,
             severity=1 + i % 4,
             subject=f"Problem number {i}",
+            description="See the subject.",
             created_at=start + dt.timedelta(minutes=i),
         )
         for i in range(60)
@@ -243,6 +321,74 @@ def test_the_request_list_filters_and_pages(staff: FlaskClient, db: Database, ad
     assert numbers("q=100%25") == []  # LIKE's wildcards are taken literally
 
 
+def test_text_search_reads_subjects_bodies_and_messages_in_any_case(
+    staff: FlaskClient, db: Database, ada: int
+) -> None:
+    gus = add_contact(db, "gus@globex.example", customer="Globex Corporation", name="Gus Grace")
+    export = add_request(db, ada, subject="Exports fail", description="It says error 17.")
+    login = add_request(db, gus, subject="Login slow", description="Since Monday.")
+    with db.transaction() as s:
+        message = {"subject": "Re: Login slow", "full_text": "Now the Billing module times out."}
+        s.add(RequestEvent(request_id=login.id, type="message", detail=message))
+        s.add(RequestEvent(request_id=export.id, type="note", detail={"text": "billing"}))
+
+    def numbers(query: str) -> list[str]:
+        return re.findall(r">(SR-\d{6})</a>", text(staff.get(f"/requests?{query}")))
+
+    assert numbers("q=ERROR%2017") == [export.number]  # in the body, not the subject
+    assert numbers("q=billing%20times") == [login.number]  # in a follow-up message
+    assert numbers("q=expor") == [export.number]  # the start of a word
+    assert numbers("q=login%20error") == []  # every word must be found
+    assert numbers("q=%3F%21") == []  # no word at all
+    assert numbers("customer=globex%20CORP") == [login.number]
+    assert numbers("contact=grace") == [login.number]
+    assert numbers("q=@ACME.example") == [export.number]  # a part of the contact's address
+
+
+def test_the_intake_log_finds_a_part_of_an_address(staff: FlaskClient, db: Database) -> None:
+    add_intake(db, "a", sender="ada@acme.example", subject="Held message")
+    add_intake(db, "b", sender="bob@globex.example", subject="Another one")
+
+    def senders(query: str) -> list[str]:
+        page = text(staff.get(f"/intake?{query}"))
+        return sorted(set(re.findall(r"[a-z]+@[a-z]+\.example", page)))
+
+    assert senders("q=acme.exam") == ["ada@acme.example"]
+    assert senders("q=@GLOBEX") == ["bob@globex.example"]
+    assert senders("q=bob") == ["bob@globex.example"]
+    assert senders("q=held") == ["ada@acme.example"]  # words of the subject still count
+
+
+@pytest.mark.postgres
+def test_postgresql_answers_each_search_from_its_index(postgres_url: str) -> None:
+    """The conditions are written with the indexes' own expressions: with sequential scans
+    priced out, each plan names its index (the bound parameters as the app sends them)."""
+    statements = {
+        "ix_service_requests_text": lambda s: search.words_condition(s, "error 17"),
+        "ix_request_events_message_text": lambda s: search.words_condition(s, "error 17"),
+        "ix_customers_name_trgm": lambda _: search.customer_condition("acme"),
+        "ix_contact_emails_address_trgm": lambda _: search.contact_condition("ada@acme"),
+        "ix_contacts_name_trgm": lambda _: search.contact_condition("lovelace"),
+    }
+    database = Database(postgres_url)
+    try:
+        with database.sessions() as session:
+            session.execute(sql_text("SET enable_seqscan = off"))
+            for index, condition in statements.items():
+                query = select(ServiceRequest.id).where(condition(session))
+                assert index in _plan(session, query), index
+            sender = select(IntakeRecord.id).where(search.contains(IntakeRecord.sender, "acme"))
+            assert "ix_intake_log_sender_trgm" in _plan(session, sender)
+    finally:
+        database.dispose()
+
+
+def _plan(session: Session, query: Select[Any]) -> str:
+    compiled = query.compile(dialect=session.get_bind().dialect)
+    rows = session.connection().exec_driver_sql(f"EXPLAIN {compiled}", compiled.params)
+    return "\n".join(row[0] for row in rows)
+
+
 # A request's page and its actions.
 
 
@@ -260,6 +406,112 @@ def test_a_request_page_shows_its_timeline_escaped(
     assert 'href="javascript:' not in page
     assert page.count(ESCAPED_XSS) >= 4
     assert "Request opened" in page and "Voicemail" in page
+
+
+RECORDING_SID = "RE" + "5" * 32
+MP3 = b"ID3\x04\x00" + bytes(range(256)) * 8  # the bytes the player must get, unchanged
+
+
+@pytest.fixture
+def twilio_api() -> Iterator[MessagesApi]:
+    server = MessagesApi().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def twilio_staff(
+    settings: Settings, db: Database, redis_client: redis.Redis, twilio_api: MessagesApi
+) -> FlaskClient:
+    """A signed-in staff client of an app whose Twilio account is the local Twilio server."""
+    add_staff(db, "alice", PASSWORD)
+    configured = settings.replace(
+        secret_key="pages-secret",
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=AUTH_TOKEN,
+        twilio_api_base=twilio_api.url,
+    )
+    client = create_app(configured, db=db, redis_client=redis_client).test_client()
+    assert sign_in(client, "alice").status_code == 302
+    return client
+
+
+def _voicemail(db: Database, contact_id: int) -> tuple[ServiceRequest, int]:
+    sr = add_request(db, contact_id, channel="phone", subject="Voicemail")
+    url = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{RECORDING_SID}"
+    with db.transaction() as s:
+        detail = {"recording_url": url, "recording_sid": RECORDING_SID, "duration_seconds": 12}
+        event = RequestEvent(request_id=sr.id, type="voicemail", detail=detail)
+        s.add(event)
+        s.flush()
+        return sr, event.id
+
+
+def test_a_voicemail_plays_in_the_page_through_our_own_route(
+    twilio_staff: FlaskClient, twilio_api: MessagesApi, db: Database, ada: int
+) -> None:
+    twilio_api.recordings[RECORDING_SID] = MP3
+    sr, event_id = _voicemail(db, ada)
+
+    page = twilio_staff.get(f"/requests/{sr.number}")
+    html = text(page)
+    src = f"/requests/{sr.number}/voicemail/{event_id}"
+    assert f'<audio controls preload="none" src="{src}">' in html and "12 seconds" in html
+    assert AUTH_TOKEN not in html and twilio_api.url not in html and "api.twilio.com" not in html
+    assert "media-src 'self'" in page.headers["Content-Security-Policy"]
+    played = twilio_staff.get(src)
+
+    assert played.status_code == 200 and played.mimetype == "audio/mpeg"
+    assert played.get_data() == MP3 and AUTH_TOKEN.encode() not in played.get_data()
+    assert "no-store" in played.headers["Cache-Control"]
+    (fetch,) = twilio_api.fetches
+    assert fetch[0] == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{RECORDING_SID}.mp3"
+    assert (
+        base64.b64decode(fetch[1].removeprefix("Basic ")) == f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()
+    )
+
+
+def test_a_voicemail_is_for_signed_in_staff_only(
+    twilio_staff: FlaskClient, twilio_api: MessagesApi, db: Database, ada: int
+) -> None:
+    twilio_api.recordings[RECORDING_SID] = MP3
+    sr, event_id = _voicemail(db, ada)
+    other = add_request(db, ada)
+    anonymous = twilio_staff.application.test_client()
+
+    refused = anonymous.get(f"/requests/{sr.number}/voicemail/{event_id}")
+    elsewhere = twilio_staff.get(f"/requests/{other.number}/voicemail/{event_id}")
+
+    assert refused.status_code == 302 and refused.headers["Location"].startswith("/login")
+    assert elsewhere.status_code == 404  # the voicemail of another request
+    assert twilio_api.fetches == []
+
+
+def test_the_credentials_never_follow_twilio_s_redirect_to_another_host(
+    twilio_staff: FlaskClient, twilio_api: MessagesApi, db: Database, ada: int
+) -> None:
+    storage = MessagesApi().start()
+    storage.recordings[RECORDING_SID] = MP3
+    twilio_api.redirect_media_to = storage.url
+    sr, event_id = _voicemail(db, ada)
+    try:
+        played = twilio_staff.get(f"/requests/{sr.number}/voicemail/{event_id}")
+    finally:
+        storage.stop()
+
+    assert played.status_code == 200 and played.get_data() == MP3
+    assert [auth for _, auth in storage.fetches] == [""]
+    assert twilio_api.fetches[0][1].startswith("Basic ")
+
+
+def test_a_deleted_recording_says_so(
+    twilio_staff: FlaskClient, twilio_api: MessagesApi, db: Database, ada: int
+) -> None:
+    sr, event_id = _voicemail(db, ada)  # the local Twilio has no such recording
+
+    gone = twilio_staff.get(f"/requests/{sr.number}/voicemail/{event_id}")
+
+    assert gone.status_code == 404 and "no longer has this recording" in text(gone)
 
 
 def test_an_unknown_request_page_is_404(staff: FlaskClient) -> None:

@@ -115,12 +115,17 @@ class SentSms:
 
 class MessagesApi:
     """Twilio's Messages API on a local port: records each message; ``failures`` holds the
-    answers (status, Twilio error code) to give before accepting again."""
+    answers (status, Twilio error code) to give before accepting again. It serves the
+    Recordings API's media too: ``recordings`` by SID, each GET noted in ``fetches`` with the
+    Authorization it carried; ``redirect_media_to`` sends the media elsewhere, as Twilio may."""
 
     def __init__(self) -> None:
         self.sent: list[SentSms] = []
         self.failures: list[tuple[int, int]] = []
         self.requests = 0
+        self.recordings: dict[str, bytes] = {}
+        self.fetches: list[tuple[str, str]] = []
+        self.redirect_media_to = ""
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -154,10 +159,37 @@ class MessagesApi:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def do_GET(self) -> None:
+                api.fetches.append((self.path, self.headers.get("Authorization", "")))
+                status, headers, data = api.media(self.path, self.headers.get("Authorization", ""))
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def log_message(self, *args: object) -> None:
                 return None
 
         return Handler
+
+    def media(self, path: str, authorization: str) -> tuple[int, dict[str, str], bytes]:
+        """A recording's MP3 (GET .../Accounts/AC.../Recordings/RE....mp3) for our account's
+        credentials; or, playing a storage host, ``/media/RE....mp3`` for anyone."""
+        prefix = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/"
+        expected = "Basic " + base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+        if path.startswith("/media/"):
+            sid = path.removeprefix("/media/").removesuffix(".mp3")
+        elif path.startswith(prefix) and authorization == expected:
+            sid = path.removeprefix(prefix).removesuffix(".mp3")
+            if self.redirect_media_to:
+                return 302, {"Location": f"{self.redirect_media_to}/media/{sid}.mp3"}, b""
+        else:
+            return 401, {"Content-Type": "application/json"}, b'{"code": 20003}'
+        if sid not in self.recordings:
+            return 404, {"Content-Type": "application/json"}, b'{"code": 20404}'
+        return 200, {"Content-Type": "audio/mpeg"}, self.recordings[sid]
 
     def answer(
         self, path: str, authorization: str, form: dict[str, str]

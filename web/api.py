@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, jsonify, request
-from sqlalchemy import ColumnElement, Select, false, select, tuple_
+from sqlalchemy import ColumnElement, Select, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload, load_only, selectinload
 from werkzeug.exceptions import NotFound, UnprocessableEntity
 
@@ -28,14 +28,12 @@ from intake.ops.health import component_status, degraded_reasons
 from intake.store.intake_log import OUTCOMES
 from intake.store.models import (
     Contact,
-    ContactEmail,
-    Customer,
     IntakeRecord,
     ServiceRequest,
     format_request_number,
     parse_request_number,
 )
-from web import services
+from web import search, services
 from web.auth import require_staff_or_token
 from web.errors import API_PREFIX, json_response
 from web.serialize import intake_json, request_detail_json, request_json
@@ -92,10 +90,11 @@ def health() -> Response:
 
 @bp.get("/requests")
 def list_requests() -> Response:
-    """Requests, newest first, filtered by status, severity, channel, customer and contact."""
+    """Requests, newest first, filtered by status, severity, channel, customer and contact (a
+    part of a name or address, in any case)."""
     limit, after = page_args()
     with services().db.sessions() as session:
-        conditions = request_conditions(session)
+        conditions = request_conditions()
         if after is not None:
             conditions.append(after_row(session, ServiceRequest, after))
         stmt = (
@@ -165,12 +164,9 @@ def request_id_or_404(number: str) -> int:
     return request_id
 
 
-def request_conditions(session: Session) -> list[ColumnElement[bool]]:
-    """The WHERE terms of the request list's filters.
-
-    Customer and contact are resolved to their ids first, so the planner sees constants (and
-    an unknown name answers an empty page at once).
-    """
+def request_conditions() -> list[ColumnElement[bool]]:
+    """The WHERE terms of the request list's filters: ``customer`` is a part of a customer's
+    name, ``contact`` a part of a contact's name or address, either in any case (web.search)."""
     conditions: list[ColumnElement[bool]] = []
     if (status := choice_arg("status", REQUEST_STATUSES)) is not None:
         conditions.append(ServiceRequest.status == status)
@@ -179,18 +175,10 @@ def request_conditions(session: Session) -> list[ColumnElement[bool]]:
     if (channel := choice_arg("channel", CHANNELS)) is not None:
         conditions.append(ServiceRequest.channel == channel)
     if (customer := text_arg("customer")) is not None:
-        customer_id = session.scalar(select(Customer.id).where(Customer.name == customer))
-        conditions.append(_equals_or_nothing(ServiceRequest.customer_id, customer_id))
-    if (email := text_arg("contact")) is not None:
-        by_address = select(ContactEmail.contact_id).where(ContactEmail.address == email.lower())
-        conditions.append(_equals_or_nothing(ServiceRequest.contact_id, session.scalar(by_address)))
+        conditions.append(search.customer_condition(customer))
+    if (contact := text_arg("contact")) is not None:
+        conditions.append(search.contact_condition(contact))
     return conditions
-
-
-def _equals_or_nothing(
-    column: InstrumentedAttribute[int], value: int | None
-) -> ColumnElement[bool]:
-    return column == value if value is not None else false()
 
 
 def after_row(

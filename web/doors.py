@@ -16,6 +16,7 @@ from typing import Any
 import redis
 from flask import Flask, request
 from rq import Queue, Worker
+from rq.exceptions import NoSuchJobError
 from werkzeug.wrappers import Response
 
 from intake.ops.health import heartbeats
@@ -24,6 +25,7 @@ from web import services
 
 LAST_WEBHOOK_KEY = "intake:voice:last_webhook"
 FAILED_SHOWN = 5
+JOBS_LISTED = 100  # of each state, on the queue's page
 REDIS_ERRORS = (redis.RedisError, OSError)
 
 
@@ -160,6 +162,63 @@ def queue_state(settings: Settings, client: redis.Redis, *, failed_jobs: bool = 
         )
     except REDIS_ERRORS:
         return QueueState(reachable=False)
+
+
+@dataclass(frozen=True)
+class ListedJob:
+    """One job of the queue's page: what it works on, and why it is retrying or failed."""
+
+    job_id: str
+    error: str  # RQ's error of a failed job; "" until the store's own note is added
+    at: dt.datetime | None  # next attempt (retrying), end (failed), start (running)
+    retries_left: int | None
+
+
+JOB_STATES = ("queued", "running", "retrying", "failed")
+
+
+def jobs_by_state(
+    settings: Settings, client: redis.Redis, limit: int = JOBS_LISTED
+) -> dict[str, list[ListedJob]] | None:
+    """The queue's jobs in each state the dashboard counts, the latest ``limit`` of each;
+    None when Redis does not answer."""
+    queue = Queue(settings.queue_name, connection=client)
+    registries = {
+        "running": queue.started_job_registry,
+        "retrying": queue.scheduled_job_registry,
+        "failed": queue.failed_job_registry,
+    }
+    try:
+        listed = {"queued": _listed(queue, queue.get_job_ids(0, limit - 1), "queued")}
+        for state, registry in registries.items():
+            ids = registry.get_job_ids(start=-limit, end=-1)
+            listed[state] = _listed(queue, list(reversed(ids)), state)
+    except REDIS_ERRORS:
+        return None
+    return listed
+
+
+def _listed(queue: Queue, ids: list[str], state: str) -> list[ListedJob]:
+    jobs = [j for j in queue.job_class.fetch_many(ids, connection=queue.connection) if j]
+    return [_listed_job(queue, job, state) for job in jobs]
+
+
+def _listed_job(queue: Queue, job: Any, state: str) -> ListedJob:
+    moments = {
+        "queued": job.enqueued_at,
+        "running": job.started_at,
+        "retrying": _scheduled_time(queue, job),
+        "failed": job.ended_at,
+    }
+    error = _first_line(job.latest_result()) if state == "failed" else ""
+    return ListedJob(job.id, error, _aware(moments[state]), job.retries_left)
+
+
+def _scheduled_time(queue: Queue, job: Any) -> dt.datetime | None:
+    with contextlib.suppress(NoSuchJobError):  # it left the registry meanwhile
+        moment: dt.datetime = queue.scheduled_job_registry.get_scheduled_time(job)
+        return moment
+    return None
 
 
 def _failed_jobs(queue: Queue) -> list[FailedJob]:

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session, load_only
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response
@@ -23,7 +23,7 @@ from intake.requests import quarantine
 from intake.requests.staff_actions import ActionRefused
 from intake.store.intake_log import OUTCOMES, REASON_WORDS, body_preview
 from intake.store.models import IntakeRecord
-from web import api, services
+from web import api, search, services
 from web.forms import ConfirmForm
 from web.login import require_staff_page
 
@@ -63,11 +63,13 @@ def _log_conditions() -> list[ColumnElement[bool]]:
 
 
 def _text_condition(text: str) -> ColumnElement[bool]:
-    """An address finds that sender's messages; other text is looked for in subjects."""
+    """A part of an address finds its senders' messages; other text is looked for in senders
+    and subjects (both in any case)."""
     if "@" in text:
-        return IntakeRecord.sender == text.lower()
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return IntakeRecord.subject.ilike(f"%{escaped}%", escape="\\")
+        return search.contains(IntakeRecord.sender, text)
+    return or_(
+        search.contains(IntakeRecord.sender, text), search.contains(IntakeRecord.subject, text)
+    )
 
 
 def _page(conditions: list[ColumnElement[bool]]) -> tuple[list[IntakeRecord], str | None]:

@@ -12,23 +12,27 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, render_template
 from flask_wtf import FlaskForm
-from sqlalchemy import ColumnElement, false, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session, joinedload, selectinload
-from werkzeug.exceptions import NotFound
+from werkzeug.exceptions import NotFound, default_exceptions
+from werkzeug.wrappers import Response
 
 from intake.accounts.sign_in import staff_names
 from intake.ops import stats
 from intake.store.models import (
     Contact,
-    ContactEmail,
+    IntakeRecord,
+    OutboxMessage,
+    RequestEvent,
     ServiceRequest,
     format_request_number,
     parse_request_number,
     utcnow,
 )
-from web import api, present, services
+from voice.recordings import RecordingUnavailable, fetch_recording
+from web import api, present, search, services
 from web.charts import latency_rows, volume_bars
-from web.doors import door_states, queue_state
+from web.doors import JOB_STATES, door_states, jobs_by_state, queue_state
 from web.forms import (
     AssignForm,
     EscalationForm,
@@ -91,11 +95,43 @@ def _dashboard_figures(session: Session, now: Any) -> dict[str, Any]:
     }
 
 
+@bp.get("/jobs")
+def jobs() -> str:
+    """The queue's jobs behind the dashboard's figures, with the error that makes one retry."""
+    svc = services()
+    listed = jobs_by_state(svc.settings, svc.redis)
+    errors: dict[str, str] = {}
+    if listed is not None:
+        with svc.db.sessions() as session:
+            errors = _stored_errors(session, [j.job_id for js in listed.values() for j in js])
+    return render_template("jobs.html", jobs=listed, states=JOB_STATES, errors=errors)
+
+
+def _stored_errors(session: Session, job_ids: list[str]) -> dict[str, str]:
+    """The last error the store kept for each job's intake row or outbox row, by job id."""
+    ids = {kind: _row_ids(job_ids, kind) for kind in ("intake", "outbox")}
+    found: dict[str, str] = {}
+    for kind, model in (("intake", IntakeRecord), ("outbox", OutboxMessage)):
+        rows = session.execute(
+            select(model.id, model.last_error).where(
+                model.id.in_(ids[kind]), model.last_error != ""
+            )
+        )
+        found |= {f"{kind}-{row.id}": row.last_error for row in rows}
+    return found
+
+
+def _row_ids(job_ids: list[str], kind: str) -> list[int]:
+    """The row ids in job ids like ``intake-12`` (intake.jobs names its jobs so)."""
+    numbers = [job_id.removeprefix(f"{kind}-") for job_id in job_ids if job_id.startswith(kind)]
+    return [int(n) for n in numbers if n.isascii() and n.isdigit() and int(n) <= api.MAX_ID]
+
+
 @bp.get("/requests")
 def request_list() -> str:
     limit, after = api.page_args()
     with services().db.sessions() as session:
-        conditions = [*api.request_conditions(session), *_text_condition(session)]
+        conditions = [*api.request_conditions(), *_text_condition(session)]
         if after is not None:
             conditions.append(api.after_row(session, ServiceRequest, after))
         rows = session.scalars(
@@ -118,7 +154,8 @@ def request_list() -> str:
 
 
 def _text_condition(session: Session) -> list[ColumnElement[bool]]:
-    """Free text finds a request by its number, by its contact's address, or in its subject."""
+    """Free text finds a request by its number, by a part of its contact's address, or by the
+    words of its subject, its description and its messages."""
     text = api.text_arg("q")
     if text is None:
         return []
@@ -126,11 +163,8 @@ def _text_condition(session: Session) -> list[ColumnElement[bool]]:
     if request_id is not None and request_id <= api.MAX_ID:
         return [ServiceRequest.id == request_id]
     if "@" in text:
-        query = select(ContactEmail.contact_id).where(ContactEmail.address == text.lower())
-        contact_id = session.scalar(query)
-        return [ServiceRequest.contact_id == contact_id if contact_id is not None else false()]
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return [ServiceRequest.subject.ilike(f"%{escaped}%", escape="\\")]
+        return [search.contact_condition(text)]
+    return [search.words_condition(session, text)]
 
 
 @bp.get("/requests/<number>")
@@ -158,6 +192,24 @@ def render_request_page(
         raise NotFound(f"There is no request {format_request_number(request_id)}.")
     html = render_template("request.html", sr=sr, forms=_action_forms(sr, forms or {}))
     return html, status
+
+
+@bp.get("/requests/<number>/voicemail/<int:event_id>")
+def voicemail(number: str, event_id: int) -> Response:
+    """A voicemail's recording for the page's player, fetched from Twilio here: the account's
+    credentials stay on the server."""
+    request_id = api.request_id_or_404(number)
+    with services().db.sessions() as session:
+        event = session.get(RequestEvent, event_id) if event_id <= api.MAX_ID else None
+        if event is None or event.request_id != request_id or event.type != "voicemail":
+            raise NotFound(f"{number} has no voicemail #{event_id}.")
+        recording_sid = str(event.detail.get("recording_sid", ""))
+    try:
+        recording = fetch_recording(services().settings, recording_sid)
+    except RecordingUnavailable as exc:
+        raise default_exceptions[exc.status](str(exc)) from exc
+    headers = {"Cache-Control": "private, no-store"}
+    return Response(recording.data, mimetype=recording.content_type, headers=headers)
 
 
 def _action_forms(sr: ServiceRequest, given: dict[str, FlaskForm]) -> dict[str, FlaskForm]:

@@ -25,6 +25,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "script-src 'self'",
         "style-src 'self'",
         "img-src 'self' data:",
+        "media-src 'self'",  # voicemails, played through our own route
         "connect-src 'self'",
         "form-action 'self'",
         "base-uri 'none'",

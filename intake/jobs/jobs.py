@@ -6,6 +6,7 @@ after its commit, the sweep after a Redis outage) does the work once.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from intake.jobs import runtime
 from intake.mail.bounces import skip_undeliverable
@@ -46,9 +48,13 @@ def finish_and_send(intake_id: int, finish: Finisher) -> None:
     """Open the request for an accepted row with its door's ``finish``, then send what it put in
     the outbox."""
     rt = runtime.current()
-    with rt.db.transaction() as session:
-        finish_intake(session, rt.settings, rt.policy, intake_id, finish)
-        outbox_ids = unsent_outbox_ids(session, intake_id)
+    try:
+        with rt.db.transaction() as session:
+            finish_intake(session, rt.settings, rt.policy, intake_id, finish)
+            outbox_ids = unsent_outbox_ids(session, intake_id)
+    except Exception as exc:
+        note_intake_failure(intake_id, exc)
+        raise  # RQ retries it on RETRY's schedule
     for outbox_id in outbox_ids:
         send_outbox(outbox_id)
 
@@ -77,6 +83,18 @@ def send_outbox(outbox_id: int) -> None:
 def _mark_sent(outbox_id: int, where: str) -> None:
     with runtime.current().db.transaction() as session:
         mark_sent(session, [(outbox_id, where)])
+
+
+def note_intake_failure(intake_id: int, exc: Exception) -> None:
+    """Keep the error on the intake row, where the staff pages show why its job is retrying
+    (RQ keeps no error for a job it will retry). A database too sick to take the note is
+    already the error the job raises."""
+    log.warning("finishing intake #%s failed: %s", intake_id, exc)
+    with contextlib.suppress(SQLAlchemyError), runtime.current().db.transaction() as session:
+        row = session.get(IntakeRecord, intake_id)
+        if row is not None:
+            row.attempts += 1
+            row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
 
 
 def note_failure(outbox_id: int, exc: Exception, *, give_up: bool = False) -> None:

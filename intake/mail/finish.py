@@ -8,6 +8,7 @@ message staff released from the quarantine is read as well as it can be instead.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import select
@@ -17,9 +18,9 @@ from intake.mail.acks import acknowledge
 from intake.mail.attachments import keep_attachments
 from intake.mail.bounces import learn_from_bounce
 from intake.policy import Policy
-from intake.requests.opening import REOPENABLE, append_message, open_request
+from intake.requests.opening import append_message, open_request
 from intake.settings import Settings
-from intake.store.models import Contact, IntakeRecord, RequestEvent, ServiceRequest
+from intake.store.models import REOPENABLE, Contact, IntakeRecord, RequestEvent, ServiceRequest
 from parsers import (
     MessageContent,
     clean_text,
@@ -29,6 +30,7 @@ from parsers import (
     strip_reply,
 )
 
+log = logging.getLogger(__name__)
 DESCRIPTION_LIMIT = 100_000
 QUARANTINED, PARSE_ERROR = "quarantined", "parse_error"
 
@@ -94,8 +96,11 @@ def _append(session: Session, row: IntakeRecord, content: MessageContent) -> Non
         "full_text": content.text[:DESCRIPTION_LIMIT],
     }
     append_message(session, request, detail | _extras(session, row, content), at=row.received_at)
-    if previous_status in REOPENABLE:
-        row.reason = "reopened"
+    reason = "reopened" if previous_status in REOPENABLE else "follow_up"
+    if reason != row.reason:  # the request was resolved or reopened since the door decided
+        log.info("intake #%s: appended %s (was %s at the door)", row.id, reason, row.reason)
+        row.reason = reason
+    if reason == "reopened":
         row.detail = f"It reopened {request.number}, which was {previous_status}."
 
 

@@ -24,7 +24,7 @@ from intake.store.contacts import ContactView, refusal_for
 from intake.store.db import Database
 from intake.store.intake_log import PENDING_OUTCOMES
 from intake.store.lookups import Lookups
-from intake.store.models import IntakeRecord, parse_request_number
+from intake.store.models import REOPENABLE, IntakeRecord, parse_request_number
 from parsers import clean_text
 
 
@@ -108,9 +108,12 @@ def find_request_replied_to(ctx: Context) -> Decision | None:
     verified its tag) or the subject's [SR-000123]; either way only the sender's customer's."""
     assert ctx.contact is not None  # check_entitlement ran before
     for request_id in _candidate_requests(ctx.message):
-        if ctx.lookups.customer_of_request(request_id) == ctx.contact.customer_id:
+        replied = ctx.lookups.replied_request(request_id)
+        if replied is not None and replied.customer_id == ctx.contact.customer_id:
+            # Said at the door already, so that its log line and the intake log agree.
+            reason = "reopened" if replied.status in REOPENABLE else "follow_up"
             return Decision(
-                "appended", "follow_up", contact_id=ctx.contact.contact_id, request_id=request_id
+                "appended", reason, contact_id=ctx.contact.contact_id, request_id=request_id
             )
     return None
 

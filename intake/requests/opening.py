@@ -8,9 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from intake.policy import Policy
-from intake.store.models import RequestEvent, ServiceRequest
-
-REOPENABLE = ("resolved", "closed")
+from intake.store.models import REOPENABLE, RequestEvent, ServiceRequest
 
 
 def open_request(

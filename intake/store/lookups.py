@@ -1,4 +1,5 @@
-"""What the pipeline's steps look up: earlier intake rows, contacts, the customer of a request.
+"""What the pipeline's steps look up: earlier intake rows, contacts, the customer and status of
+a request.
 
 :class:`Lookups` asks the database once per question. :class:`BatchLookups` serves a batch of
 messages decided in one transaction: it finds every earlier copy with one query and answers
@@ -18,6 +19,14 @@ from sqlalchemy.orm import Session
 
 from intake.store.contacts import ContactView, find_contact_by_email, find_contact_by_id
 from intake.store.models import IntakeRecord, ServiceRequest
+
+
+@dataclass(frozen=True)
+class RepliedRequest:
+    """Whose a request is and where it stands, for a follow-up that names it."""
+
+    customer_id: int
+    status: str
 
 
 @dataclass(frozen=True)
@@ -43,10 +52,13 @@ class Lookups:
     def contact_by_id(self, contact_id: int) -> ContactView | None:
         return find_contact_by_id(self.session, contact_id)
 
-    def customer_of_request(self, request_id: int) -> int | None:
-        return self.session.scalar(
-            select(ServiceRequest.customer_id).where(ServiceRequest.id == request_id)
-        )
+    def replied_request(self, request_id: int) -> RepliedRequest | None:
+        row = self.session.execute(
+            select(ServiceRequest.customer_id, ServiceRequest.status).where(
+                ServiceRequest.id == request_id
+            )
+        ).one_or_none()
+        return RepliedRequest(row.customer_id, row.status) if row is not None else None
 
     def _originals(self, keys: Iterable[str]) -> dict[str, Original]:
         rows = self.session.execute(

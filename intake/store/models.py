@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    ColumnElement,
     Date,
     DateTime,
     ForeignKey,
@@ -21,6 +22,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    func,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -141,6 +144,10 @@ class ContactTransfer(Base):
     note: Mapped[str] = mapped_column(Text, default="")
 
 
+# Statuses a follow-up brings back to work: the request reopens (intake log reason `reopened`).
+REOPENABLE = ("resolved", "closed")
+
+
 class ServiceRequest(Base):
     """A service request; its number is ``SR-`` and the zero-padded id (the id's sequence)."""
 
@@ -240,6 +247,60 @@ class IntakeRecord(Base):
     request_id: Mapped[int | None] = mapped_column(ForeignKey("service_requests.id"), index=True)
     size: Mapped[int] = mapped_column(default=0)
     raw: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+# Search (PostgreSQL only: SQLite reads these columns with LIKE, which needs no index).
+# Partial names and addresses are found with trigram indexes on the lower-cased text (pg_trgm
+# serves LIKE '%...%'); words of a request's or a message's text with full-text indexes. The
+# queries (web.search) use these very expressions, which is what lets the planner use them.
+# The configuration is "simple" (no language's stemming: mail comes in many languages). Every
+# constant is a text clause, not a literal column: an Index finds its table by the first
+# column it meets. Each document is a concatenation of two vectors, a form PostgreSQL stores
+# as written, so that alembic's comparison of the models with the database sees no change.
+SEARCH_CONFIG = text("'simple'::regconfig")
+
+
+def request_text_vector() -> ColumnElement[Any]:
+    """The words of a request: its subject and description."""
+    return _words(ServiceRequest.subject).op("||")(_words(ServiceRequest.description))
+
+
+def message_text_vector() -> ColumnElement[Any]:
+    """The words of a follow-up message (a ``message`` event): its subject and full text."""
+
+    def field(name: str) -> ColumnElement[Any]:
+        value = RequestEvent.detail.op("->>", return_type=Text)(text(f"'{name}'"))
+        return func.coalesce(value, text("''"))
+
+    return _words(field("subject")).op("||")(_words(field("full_text")))
+
+
+def _words(column: Any) -> ColumnElement[Any]:
+    return func.to_tsvector(SEARCH_CONFIG, column)
+
+
+def _trigram_index(name: str, column: Any) -> Index:
+    lowered = func.lower(column).label("lowered")
+    return Index(
+        name, lowered, postgresql_using="gin", postgresql_ops={"lowered": "gin_trgm_ops"}
+    ).ddl_if(dialect="postgresql")
+
+
+SEARCH_INDEXES = (
+    _trigram_index("ix_customers_name_trgm", Customer.name),
+    _trigram_index("ix_contacts_name_trgm", Contact.name),
+    _trigram_index("ix_contact_emails_address_trgm", ContactEmail.address),
+    _trigram_index("ix_intake_log_sender_trgm", IntakeRecord.sender),
+    Index("ix_service_requests_text", request_text_vector(), postgresql_using="gin").ddl_if(
+        dialect="postgresql"
+    ),
+    Index(
+        "ix_request_events_message_text",
+        message_text_vector(),
+        postgresql_using="gin",
+        postgresql_where=RequestEvent.type == text("'message'"),
+    ).ddl_if(dialect="postgresql"),
+)
 
 
 class OutboxMessage(Base):

@@ -1,0 +1,88 @@
+"""Search for the request lists and the intake log: a part of a customer's or contact's name or
+address, whatever its case, and the words of a request and of its follow-up messages.
+
+On PostgreSQL the conditions are written with the very expressions of the search indexes
+(intake.store.models: trigram indexes on lower-cased names and addresses, full-text indexes on the
+words of requests and messages), so each is an index scan. SQLite has neither kind of index:
+there the same columns are read with LIKE, which finds the same rows on a smaller table.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, text
+from sqlalchemy.orm import Session
+
+from intake.store.models import (
+    SEARCH_CONFIG,
+    Contact,
+    ContactEmail,
+    Customer,
+    RequestEvent,
+    ServiceRequest,
+    message_text_vector,
+    request_text_vector,
+)
+
+WORD = re.compile(r"\w+")
+MAX_WORDS = 20  # a query of more words is a paste, not a search; the rest add nothing
+MESSAGE = text("'message'")  # a constant, as in the index's WHERE, so the planner can use it
+
+
+def contains(column: Any, fragment: str) -> ColumnElement[bool]:
+    """``column`` holds ``fragment``, whatever the case of either (LIKE's wildcards are taken
+    literally). ASCII letters only on SQLite, whose lower() knows no other."""
+    escaped = fragment.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return func.lower(column).like(f"%{escaped}%", escape="\\")
+
+
+def customer_condition(fragment: str) -> ColumnElement[bool]:
+    """Requests of the customers whose name holds ``fragment``."""
+    customers = select(Customer.id).where(contains(Customer.name, fragment))
+    return ServiceRequest.customer_id.in_(customers)
+
+
+def contact_condition(fragment: str) -> ColumnElement[bool]:
+    """Requests of the contacts whose name or one of whose addresses holds ``fragment``."""
+    by_address = select(ContactEmail.contact_id).where(contains(ContactEmail.address, fragment))
+    by_name = select(Contact.id).where(contains(Contact.name, fragment))
+    return ServiceRequest.contact_id.in_(by_address.union(by_name))
+
+
+def words_condition(session: Session, query: str) -> ColumnElement[bool]:
+    """Requests holding every word of ``query`` (each as the start of a word on PostgreSQL,
+    anywhere on SQLite) in their subject or description, or in one of their messages."""
+    words = [w.lower() for w in WORD.findall(query)][:MAX_WORDS]
+    if not words:
+        return false()  # punctuation only: nothing to look for
+    if session.get_bind().dialect.name == "postgresql":
+        return _full_text_condition(words)
+    return and_(*(_word_condition(word) for word in words))
+
+
+def _full_text_condition(words: list[str]) -> ColumnElement[bool]:
+    # Each word a prefix ('expor' finds 'export'); \w+ words hold no tsquery syntax.
+    tsquery = func.to_tsquery(SEARCH_CONFIG, " & ".join(f"'{word}':*" for word in words))
+    in_requests = select(ServiceRequest.id).where(request_text_vector().op("@@")(tsquery))
+    in_messages = select(RequestEvent.request_id).where(
+        RequestEvent.type == MESSAGE, message_text_vector().op("@@")(tsquery)
+    )
+    # A union, not an OR: each half is a scan of its own index.
+    return ServiceRequest.id.in_(in_requests.union(in_messages))
+
+
+def _word_condition(word: str) -> ColumnElement[bool]:
+    in_messages = select(RequestEvent.request_id).where(
+        RequestEvent.type == MESSAGE,
+        or_(
+            contains(RequestEvent.detail["subject"].as_string(), word),
+            contains(RequestEvent.detail["full_text"].as_string(), word),
+        ),
+    )
+    return or_(
+        contains(ServiceRequest.subject, word),
+        contains(ServiceRequest.description, word),
+        ServiceRequest.id.in_(in_messages),
+    )
