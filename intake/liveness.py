@@ -91,14 +91,18 @@ class LivenessReporter:
         self.component = component
         self.liveness_file = liveness_file
         self.ticks = 0
+        self.stalled = ""
         self.heartbeat_failing = False
 
     def tick(self) -> None:
         try:
             detail = self.liveness()
-            self._report(str(detail.get("stalled") or ""))
-            if self.ticks % HEARTBEAT_EVERY_TICKS == 0:
+            stalled = str(detail.get("stalled") or "")
+            # A change is told to /api/health at once, before the supervisor may act on it.
+            if self.ticks % HEARTBEAT_EVERY_TICKS == 0 or stalled != self.stalled:
                 self._heartbeat(detail)
+            self.stalled = stalled
+            self._report(stalled)
         except Exception:
             log.exception("liveness not reported")
         self.ticks += 1

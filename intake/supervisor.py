@@ -30,7 +30,7 @@ COMPONENTS = ("smtp", "worker", "web")
 WATCHED = ("smtp",)
 RESTARTS_PER_MINUTE = 5
 STOP_GRACE_SECONDS = 10
-STUCK_GRACE_SECONDS = 3  # a stuck process gets this long to stop before it is killed
+STUCK_GRACE_SECONDS = 1  # a stuck process gets this long to stop before it is killed
 START_GRACE_SECONDS = 60  # how long a process may take to send its first liveness report
 DEMO_FILE = Path("config") / "demo.toml"
 
