@@ -157,7 +157,12 @@ class Timed:
     code: int = 0
     error: str = ""
     done_at: float = 0.0
+    started_at: float = field(default_factory=time.monotonic)
     thread: threading.Thread = field(init=False)
+
+    @property
+    def took(self) -> float:
+        return self.done_at - self.started_at
 
     def __post_init__(self) -> None:
         self.thread = threading.Thread(target=self._run, daemon=True)
