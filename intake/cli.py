@@ -181,7 +181,8 @@ def smtp(
     """Run the SMTP listener (the mail door)."""
     from intake.batch_jobs import enqueue_intakes_quietly
     from intake.channels.smtp import SmtpDoor
-    from intake.liveness import LivenessReporter
+    from intake.health import record_heartbeat
+    from intake.liveness import HEARTBEAT_TTL, LivenessReporter
     from intake.queue import connect_redis, make_queue
 
     rt = _migrated_runtime(ctx)
@@ -195,9 +196,13 @@ def smtp(
         port=port,
     )
     door.start()
-    click.echo(f"SMTP listening on {door.hostname}:{door.port}", err=True)
-    reporter = LivenessReporter(door.liveness, connection, "smtp", liveness_file)
-    _wait_for_signal(reporter.tick)
+    where = f"{door.hostname}:{door.port}"
+    click.echo(f"SMTP listening on {where}", err=True)
+
+    def heartbeat(detail: dict[str, object]) -> None:
+        record_heartbeat(connection, "smtp", where, detail, ttl=HEARTBEAT_TTL)
+
+    _wait_for_signal(LivenessReporter(door.liveness, heartbeat, liveness_file).tick)
     door.stop()
 
 
