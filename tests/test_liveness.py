@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import smtplib
 import socket
 import subprocess
@@ -26,6 +27,7 @@ from intake.accounts import add_staff
 from intake.channels.smtp import SmtpDoor
 from intake.db import Database
 from intake.health import record_heartbeat
+from intake.liveness import read_report
 from intake.models import IntakeRecord
 from intake.settings import Settings
 from tests.helpers import PrivateRedis, add_contact, free_port, wait_for
@@ -365,3 +367,17 @@ def test_data_held_open_by_many_sessions_stays_under_the_cap(
     print(f"\nresident memory grew by {grown / 2**20:.1f} MiB for 80 MiB of DATA offered")
     assert grown < 40 * 2**20
     assert [code for _, code in clients].count(354) >= 2
+
+
+def test_a_frozen_door_that_stops_reporting_is_restarted_by_intake_run(
+    gateway: RunProcess, prepared: Settings
+) -> None:
+    report = wait_for(lambda: read_report(Path(prepared.var_dir) / "run" / "smtp.liveness"))
+    os.kill(report.pid, signal.SIGSTOP)  # alive, holding its port, doing nothing
+    frozen_at = time.monotonic()
+    restarted_at = wait_for(lambda: gateway.said("smtp is stuck (no liveness report"), timeout=30)
+    print(f"\nfrozen to restart: {restarted_at - frozen_at:.2f} s")
+    assert restarted_at - frozen_at >= 3  # INTAKE_STALL_SECONDS: no restart before
+    wait_for(lambda: send_ok(gateway.smtp_port), timeout=60, interval=0.2)
+    liveness_file = Path(prepared.var_dir) / "run" / "smtp.liveness"
+    wait_for(lambda: (new := read_report(liveness_file)) is not None and new.pid != report.pid)
