@@ -260,3 +260,19 @@ def test_door_settings_come_from_the_environment() -> None:
         "mx.example.net",
         5,
     )
+
+
+def test_a_hundred_idle_sockets_from_one_address_leave_the_door_to_others(
+    door: tuple[SmtpDoor, Runtime],
+) -> None:
+    server, rt = door
+    idle = [RawSmtp(server.port) for _ in range(100)]  # connect, read the greeting, say nothing
+    greetings = [client.greeting[0] for client in idle]
+    assert greetings.count(220) == 20 and greetings.count(421) == 80
+    with smtplib.SMTP(
+        "127.0.0.1", server.port, timeout=10, source_address=("127.0.0.2", 0)
+    ) as client:
+        assert client.sendmail(ADA, [SUPPORT], message_bytes("From elsewhere")) == {}
+    for client in idle:
+        client.close()
+    assert [r.subject for r in rows(rt)] == ["From elsewhere"]
