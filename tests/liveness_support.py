@@ -180,3 +180,10 @@ class Timed:
     def join(self) -> Timed:
         self.thread.join(self.timeout + 5)
         return self
+
+
+def log_problems(text: str) -> list[str]:
+    """Each traceback (or InvalidStateError) in a process's log, with the lines that follow."""
+    lines = text.splitlines()
+    marks = [n for n, line in enumerate(lines) if "Traceback" in line or "InvalidState" in line]
+    return ["\n".join(lines[max(0, n - 1) : n + 25]) for n in marks]

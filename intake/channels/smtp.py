@@ -42,6 +42,8 @@ from intake.settings import Settings
 log = logging.getLogger(__name__)
 
 TRY_LATER = "451 4.3.0 The message could not be stored just now; please try again later."
+# A client that closed or reset its connection mid-session: no bug, nobody left to answer.
+CLIENT_GONE = (ConnectionError, asyncio.IncompleteReadError)
 BANNER_IDENT = "ESMTP"  # the greeting's word after the host name: no software, no version
 MAX_RECIPIENTS = 50
 MIN_TIMEOUT = 300  # RFC 5321 4.5.3.2: a server waits five minutes for a command
@@ -205,7 +207,10 @@ class IntakeHandler:
 
     async def handle_exception(self, error: Exception) -> str:
         # Whatever went wrong, the sender keeps the message and tries again: never a 500.
-        log.exception("unexpected error in an SMTP session", exc_info=error)
+        if isinstance(error, CLIENT_GONE):  # the client closed or reset the connection
+            log.info("an SMTP client went away: %s", error)
+        else:
+            log.exception("unexpected error in an SMTP session", exc_info=error)
         return TRY_LATER
 
 
@@ -249,7 +254,10 @@ class IntakeSMTP(SMTP):
             log.info("refused an SMTP session: %s", self._refusal)
             self._close_with(self._refusal)
             return
-        await super()._handle_client()
+        try:
+            await super()._handle_client()
+        except CLIENT_GONE as exc:  # the client closed or reset the connection before our reply
+            log.info("an SMTP client went away: %s", exc)
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._lifetime_handle is not None:
