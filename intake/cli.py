@@ -182,7 +182,8 @@ def smtp(
     from intake.jobs.batch import enqueue_intakes_quietly
     from intake.jobs.queue import connect_redis, make_queue
     from intake.mail.smtp import SmtpDoor
-    from intake.ops.liveness import LivenessReporter
+    from intake.ops.health import record_heartbeat
+    from intake.ops.liveness import HEARTBEAT_TTL, LivenessReporter
 
     rt = _migrated_runtime(ctx)
     connection = connect_redis(rt.settings)
@@ -195,9 +196,13 @@ def smtp(
         port=port,
     )
     door.start()
-    click.echo(f"SMTP listening on {door.hostname}:{door.port}", err=True)
-    reporter = LivenessReporter(door.liveness, connection, "smtp", liveness_file)
-    _wait_for_signal(reporter.tick)
+    where = f"{door.hostname}:{door.port}"
+    click.echo(f"SMTP listening on {where}", err=True)
+
+    def heartbeat(detail: dict[str, object]) -> None:
+        record_heartbeat(connection, "smtp", where, detail, ttl=HEARTBEAT_TTL)
+
+    _wait_for_signal(LivenessReporter(door.liveness, heartbeat, liveness_file).tick)
     door.stop()
 
 

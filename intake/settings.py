@@ -24,6 +24,7 @@ UNPREFIXED_ENV = ("twilio_account_sid", "twilio_auth_token", "twilio_phone_numbe
 POLICY_TABLES = ("severity", "calendar", "rota", "default_severity")
 SENDER_AUTH_MODES = ("enforce", "monitor", "off")
 LOG_FORMATS = ("text", "json")
+REFUSAL_MODES = ("reject", "accept_and_log")
 ACK_LIMIT_WINDOWS = {"minute": 60, "hour": 3600, "day": 86400}
 # Durations in seconds and the range each may take.
 SECONDS_RANGES = {
@@ -44,6 +45,11 @@ class Settings:
     redis_url: str = ""  # empty: an embedded Redis under var/
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
+    smtp_hostname: str = ""  # the name in the SMTP greeting; empty: this machine's name
+    smtp_max_sessions: int = 200  # SMTP sessions at once; past it a new one gets 421 4.7.0
+    smtp_max_sessions_per_ip: int = 20  # the same, from one client address
+    smtp_max_data_in_flight: int = 200 * 1024 * 1024  # bytes of DATA being received at once
+    refusals: str = "reject"  # or "accept_and_log": 250 for refused senders (behind a relay)
     web_host: str = "127.0.0.1"
     web_port: int = 8080
     public_url: str = "http://127.0.0.1:8080"
@@ -177,6 +183,8 @@ def _validated(s: Settings) -> Settings:
         _check_url("twilio_api_base", s.twilio_api_base, ("http", "https"))
     _check_choice("sender_auth", s.sender_auth, SENDER_AUTH_MODES)
     _check_choice("log_format", s.log_format, LOG_FORMATS)
+    _check_choice("refusals", s.refusals, REFUSAL_MODES)
+    _check_smtp_limits(s)
     if not re.fullmatch(r"[1-9]\d*/(minute|hour|day)", s.ack_limit):
         raise ConfigError(f"Setting 'ack_limit' must look like '20/hour', not {s.ack_limit!r}.")
     if not s.support_addresses or not all("@" in a for a in s.support_addresses):
@@ -188,6 +196,26 @@ def _validated(s: Settings) -> Settings:
         raise ConfigError("Setting 'max_message_size' must be at least 1024 bytes.")
     _check_tls_files(s.tls_cert_file, s.tls_key_file)
     return s
+
+
+def _check_smtp_limits(s: Settings) -> None:
+    if not 1 <= s.smtp_max_sessions <= 100_000:
+        raise ConfigError("Setting 'smtp_max_sessions' must be between 1 and 100000.")
+    if not 1 <= s.smtp_max_sessions_per_ip <= s.smtp_max_sessions:
+        raise ConfigError(
+            "Setting 'smtp_max_sessions_per_ip' must be between 1 and 'smtp_max_sessions' "
+            f"({s.smtp_max_sessions})."
+        )
+    if s.smtp_max_data_in_flight < s.max_message_size:
+        raise ConfigError(
+            "Setting 'smtp_max_data_in_flight' must be at least 'max_message_size' "
+            f"({s.max_message_size} bytes), or no message that large could be received."
+        )
+    if s.smtp_hostname and not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", s.smtp_hostname):
+        raise ConfigError(
+            f"Setting 'smtp_hostname' must be a host name (letters, digits, dots and hyphens), "
+            f"not {s.smtp_hostname!r}."
+        )
 
 
 def _check_tls_files(cert_file: str, key_file: str) -> None:

@@ -3,8 +3,8 @@
 Sets up what a first start needs (the schema, the secret key, the embedded Redis, the demo data),
 then runs the SMTP listener, a worker and the web server as child processes, restarts one that
 dies or that is alive but stuck (the SMTP listener reports its liveness to a file every second;
-a report saying it is stalled, or none for ``stall_seconds``, and it is restarted), and stops
-them all on Ctrl-C.
+a report saying it is stalled, or none for ``stall_seconds``, and it is restarted, at most five
+times a minute: then it is left to recover), and stops them all on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ COMPONENTS = ("smtp", "worker", "web")
 WATCHED = ("smtp",)
 RESTARTS_PER_MINUTE = 5
 STOP_GRACE_SECONDS = 10
-STUCK_GRACE_SECONDS = 3  # a stuck process gets this long to stop before it is killed
+STUCK_GRACE_SECONDS = 1  # a stuck process gets this long to stop before it is killed
 START_GRACE_SECONDS = 60  # how long a process may take to send its first liveness report
 DEMO_FILE = Path("config") / "demo.toml"
 
@@ -43,6 +43,7 @@ class Child:
     process: subprocess.Popen[bytes]
     starts: list[float] = field(default_factory=list)
     liveness_file: Path | None = None
+    held_back: bool = False  # stuck, but restarted too often lately: left to recover
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,13 @@ def _check(child: Child, env: dict[str, str], echo: Echo, watch: Watch) -> None:
     if child.process.poll() is not None:
         _restart(child, env, echo, f"exited with code {child.process.returncode}")
     elif stuck := _stuck_reason(child, watch):
+        if _restarts_in_the_last_minute(child) >= RESTARTS_PER_MINUTE:
+            # A stall outside the process (a database hanging) is waited out, not made into
+            # a stop of the whole gateway: the child resumes on its own once it clears.
+            if not child.held_back:
+                echo(f"{child.component} is stuck again ({stuck}); waiting before another restart")
+            child.held_back = True
+            return
         _stop_stuck(child)
         _restart(child, env, echo, f"is stuck ({stuck})")
 
@@ -191,14 +199,19 @@ def _stop_stuck(child: Child) -> None:
         child.process.wait()
 
 
-def _restart(child: Child, env: dict[str, str], echo: Echo, why: str) -> None:
+def _restarts_in_the_last_minute(child: Child) -> int:
     now = time.monotonic()
     child.starts = [t for t in child.starts if now - t < 60]
-    if len(child.starts) >= RESTARTS_PER_MINUTE:
+    return len(child.starts)
+
+
+def _restart(child: Child, env: dict[str, str], echo: Echo, why: str) -> None:
+    if _restarts_in_the_last_minute(child) >= RESTARTS_PER_MINUTE:
         raise IntakeError(f"{child.component} keeps stopping (it {why}); see the log above")
     echo(f"{child.component} {why}; restarting it")
     child.process = _start_process(child.component, env, child.liveness_file)
-    child.starts.append(now)
+    child.starts.append(time.monotonic())
+    child.held_back = False
 
 
 def _stop_all(children: list[Child]) -> None:

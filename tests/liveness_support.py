@@ -157,7 +157,12 @@ class Timed:
     code: int = 0
     error: str = ""
     done_at: float = 0.0
+    started_at: float = field(default_factory=time.monotonic)
     thread: threading.Thread = field(init=False)
+
+    @property
+    def took(self) -> float:
+        return self.done_at - self.started_at
 
     def __post_init__(self) -> None:
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -175,3 +180,10 @@ class Timed:
     def join(self) -> Timed:
         self.thread.join(self.timeout + 5)
         return self
+
+
+def log_problems(text: str) -> list[str]:
+    """Each traceback (or InvalidStateError) in a process's log, with the lines that follow."""
+    lines = text.splitlines()
+    marks = [n for n, line in enumerate(lines) if "Traceback" in line or "InvalidState" in line]
+    return ["\n".join(lines[max(0, n - 1) : n + 25]) for n in marks]

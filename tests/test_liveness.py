@@ -4,8 +4,10 @@ stuck is seen by /api/health and restarted by `intake run`. Real processes (`int
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import smtplib
 import socket
 import subprocess
@@ -18,23 +20,31 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from sqlalchemy import func, select
 
+from intake.accounts.credentials import add_staff
 from intake.mail.smtp import SmtpDoor
+from intake.ops.health import record_heartbeat
+from intake.ops.liveness import read_report
 from intake.settings import Settings
 from intake.store.db import Database
 from intake.store.models import IntakeRecord
 from tests.helpers import PrivateRedis, add_contact, free_port, wait_for
+from tests.hygiene_support import SUPPORT, RawSmtp
 from tests.liveness_support import (
     ADA,
     SmtpProcess,
     Timed,
     data_reply,
     hang_up_after_the_dot,
+    log_problems,
     process_env,
     send,
     write_lock,
 )
+from tests.web_support import PASSWORD, sign_in
+from web import create_app
 
 pytestmark = pytest.mark.slow
 
@@ -89,21 +99,24 @@ def test_a_client_giving_up_during_a_lock_leaves_the_door_answering(
     assert since_release < 1.0
     assert send(door.port, "After the lock")[0] == 250
     assert door.process is not None and door.process.poll() is None
-    assert "InvalidStateError" not in door.log() and "Traceback" not in door.log()
+    assert log_problems(door.log()) == []
 
 
 def test_replies_during_a_long_lock_do_not_queue_behind_each_other(
     door: SmtpProcess, prepared: Settings
 ) -> None:
     with write_lock(prepared.database_url):
-        senders = [Timed(door.port, f"Locked out {n}", timeout=40) for n in range(5)]
+        senders = []
+        for n in range(5):  # arriving one after another, as a relay's retries do
+            senders.append(Timed(door.port, f"Locked out {n}", timeout=40))
+            time.sleep(0.5)
         for sender in senders:
             sender.join()
         assert [(s.code, s.error) for s in senders] == [(451, "")] * 5
     code, took = data_reply(door.port, "Unlocked")
     assert code == 250 and took < STORAGE_TIMEOUT
-    answered = [s.done_at for s in senders]
-    assert max(answered) - min(answered) < STORAGE_TIMEOUT + 1.5  # not 5, 10, 15, ... s
+    print(f"\n451s during a lock came after {', '.join(f'{s.took:.2f}' for s in senders)} s")
+    assert all(s.took < STORAGE_TIMEOUT + 1.5 for s in senders)  # not 5, 10, 15, ... s
 
 
 def test_clients_hanging_up_after_the_dot_never_stop_the_door(
@@ -129,7 +142,7 @@ def test_clients_hanging_up_after_the_dot_never_stop_the_door(
     assert replies and set(replies) == {250}
     assert send(door.port, "After the hang-ups", timeout=10)[0] == 250
     assert rows(prepared) >= len(replies) + 1
-    assert "InvalidStateError" not in door.log() and "Traceback" not in door.log()
+    assert log_problems(door.log()) == []
 
 
 def test_redis_unreachable_after_a_commit_still_answers_250(
@@ -250,25 +263,32 @@ def test_a_stuck_door_is_reported_and_restarted_by_intake_run(
         stuck_since = time.monotonic()
         blocked = Timed(gateway.smtp_port, "Blocked by the lock", timeout=60)
 
+        seen: list[object] = []
+
         def stalled() -> bool:
             body = health(gateway.web_port) or {}
+            seen.append(body)
             if body.get("status") == "degraded":
                 stalled_health.append(body)
             return bool(stalled_health)
 
-        wait_for(stalled, timeout=30, interval=0.2)
+        try:
+            wait_for(stalled, timeout=30, interval=0.2)
+        except AssertionError:
+            raise AssertionError(f"last health: {seen[-3:]}; log: {gateway.lines}") from None
         detected_at = time.monotonic()
         restarted_at = wait_for(lambda: gateway.said("smtp is stuck"), timeout=30)
     blocked.join()
     body = stalled_health[0]
     assert body["components"]["smtp"]["status"] == "stalled"  # type: ignore[index]
     assert any("smtp is stalled" in r and "waiting" in r for r in body["reasons"])  # type: ignore[attr-defined]
+    assert blocked.code != 250  # its session ended with the stuck process
+    wait_for(lambda: send_ok(gateway.smtp_port), timeout=60, interval=0.2)
     print(
         f"\nstuck to /api/health degraded: {detected_at - stuck_since:.2f} s; "
-        f"stuck to restart: {restarted_at - stuck_since:.2f} s"
+        f"stuck to restart: {restarted_at - stuck_since:.2f} s; "
+        f"stuck to a 250 from the new process: {time.monotonic() - stuck_since:.2f} s"
     )
-    assert blocked.code != 250  # its session ended with the stuck process
-    wait_for(lambda: send_ok(gateway.smtp_port), timeout=60, interval=0.5)
     wait_for(lambda: (health(gateway.web_port) or {}).get("status") == "ok", timeout=30)
     assert os.path.exists(Path(prepared.var_dir) / "run" / "smtp.liveness")
 
@@ -286,3 +306,102 @@ def test_under_systemd_the_door_says_ready_and_feeds_the_watchdog(
         finally:
             smtp.stop()
     assert said == [b"READY=1", b"WATCHDOG=1", b"WATCHDOG=1"]
+
+
+def test_the_dashboard_and_the_api_show_a_stalled_door(
+    settings: Settings, db: Database, redis_client: redis.Redis
+) -> None:
+    add_staff(db, "alice", PASSWORD)
+    app = create_app(settings.replace(secret_key="k"), db=db, redis_client=redis_client)
+    stalled = "3 message(s) waiting for 14 s with no batch stored for over 10 s"
+    detail = {"waiting": 3, "oldest_wait_seconds": 14.2, "last_batch_at": None}
+    record_heartbeat(redis_client, "smtp", "mx1:2525", detail | {"stalled": stalled})
+    client = app.test_client()
+
+    answer = client.get("/api/health")
+    assert sign_in(client, "alice").status_code == 302
+    page = client.get("/").get_data(as_text=True)
+
+    assert answer.status_code == 503 and answer.json is not None
+    assert answer.json["status"] == "degraded"
+    assert answer.json["reasons"] == [f"smtp is stalled: mx1:2525: {stalled}"]
+    assert '<span class="badge stalled">stalled</span>' in page
+    assert stalled in page and "3 for 14.2 s" in page
+
+
+def resident_bytes(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    kib = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))
+    return int(kib) * 1024
+
+
+def test_data_held_open_by_many_sessions_stays_under_the_cap(
+    prepared: Settings, tmp_path: Path
+) -> None:
+    # 20 sessions each sending 4 MiB of DATA without the final dot: 80 MiB offered, 10 allowed.
+    smtp = SmtpProcess(
+        prepared,
+        tmp_path / "smtp.log",
+        INTAKE_MAX_MESSAGE_SIZE=str(5 * 2**20),
+        INTAKE_SMTP_MAX_DATA_IN_FLIGHT=str(10 * 2**20),
+        INTAKE_SMTP_MAX_SESSIONS_PER_IP="50",
+    ).start()
+    assert smtp.process is not None
+    before = resident_bytes(smtp.process.pid)
+    chunk = b"x" * 998 + b"\r\n"
+    clients = []
+    try:
+        for _ in range(20):
+            client = RawSmtp(smtp.port)
+            for line in ("EHLO client.example", f"MAIL FROM:<{ADA}>", f"RCPT TO:<{SUPPORT}>"):
+                client.command(line)
+            clients.append((client, client.command("DATA")[0]))
+            with contextlib.suppress(OSError):  # a session over the cap is closed mid-send
+                client.send(chunk * (4 * 2**10))
+        time.sleep(1)
+        grown = resident_bytes(smtp.process.pid) - before
+        assert send(smtp.port, "Still answering")[0] == 250
+    finally:
+        for client, _ in clients:
+            client.close()
+        smtp.stop()
+    print(f"\nresident memory grew by {grown / 2**20:.1f} MiB for 80 MiB of DATA offered")
+    assert grown < 40 * 2**20
+    assert [code for _, code in clients].count(354) >= 2
+
+
+def test_a_frozen_door_that_stops_reporting_is_restarted_by_intake_run(
+    gateway: RunProcess, prepared: Settings
+) -> None:
+    report = wait_for(lambda: read_report(Path(prepared.var_dir) / "run" / "smtp.liveness"))
+    os.kill(report.pid, signal.SIGSTOP)  # alive, holding its port, doing nothing
+    frozen_at = time.monotonic()
+    restarted_at = wait_for(lambda: gateway.said("smtp is stuck (no liveness report"), timeout=30)
+    print(f"\nfrozen to restart: {restarted_at - frozen_at:.2f} s")
+    assert restarted_at - frozen_at >= 3  # INTAKE_STALL_SECONDS: no restart before
+    wait_for(lambda: send_ok(gateway.smtp_port), timeout=60, interval=0.2)
+    liveness_file = Path(prepared.var_dir) / "run" / "smtp.liveness"
+    wait_for(lambda: (new := read_report(liveness_file)) is not None and new.pid != report.pid)
+
+
+def test_a_door_stuck_again_and_again_is_waited_out_not_a_stop_of_the_gateway(
+    gateway: RunProcess, prepared: Settings
+) -> None:
+    stop = threading.Event()
+
+    def keep_sending() -> None:  # each restart ends the session; a relay sends again
+        while not stop.is_set():
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                send(gateway.smtp_port, "Sent again and again", timeout=60)
+            time.sleep(0.2)
+
+    sender = threading.Thread(target=keep_sending, daemon=True)
+    with write_lock(prepared.database_url):
+        sender.start()
+        wait_for(lambda: gateway.said("waiting before another restart"), timeout=120)
+        restarts = sum("smtp is stuck (" in line for _, line in gateway.lines)
+        assert gateway.process.poll() is None and restarts >= 4
+    stop.set()
+    wait_for(lambda: send_ok(gateway.smtp_port), timeout=60, interval=0.2)
+    wait_for(lambda: (health(gateway.web_port) or {}).get("status") == "ok", timeout=30)
+    sender.join(70)

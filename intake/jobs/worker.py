@@ -69,9 +69,10 @@ def _keep_running(loop: Callable[[], object], name: str, retry_after: int) -> No
     while True:
         try:
             loop()
+            log.warning("%s returned; restarting in %d s", name, retry_after)
         except Exception as exc:
             log.warning("%s stopped (%s); restarting in %d s", name, exc, retry_after)
-            time.sleep(retry_after)
+        time.sleep(retry_after)  # also after a plain return: never a busy loop
 
 
 def run_worker(

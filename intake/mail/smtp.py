@@ -5,17 +5,25 @@ off the event loop.
 Hardening: the idle timeout is sized for the size limit and a session lives an hour at most
 (both end with a 421); each command has a budget per session, the recipients one per message;
 only CRLF.CRLF ends DATA (aiosmtpd >= 1.4.5), so bare LF or CR around a dot cannot smuggle a
-second message; STARTTLS is offered when a certificate is configured.
+second message; STARTTLS is offered when a certificate is configured. Sessions at once (in all
+and per client address) and the DATA bytes being received are capped (smtp_limits).
+
+The conversation as a well-kept MTA holds it: the greeting names INTAKE_SMTP_HOSTNAME and no
+software or version, EHLO offers ENHANCEDSTATUSCODES and PIPELINING (aiosmtpd reads commands
+one line at a time and answers them in order, so a pipelined group is answered as sent), every
+reply carries an enhanced code (smtp_replies), and HELP lists what is offered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, AnyStr
 
 from aiosmtpd.controller import Controller
@@ -23,6 +31,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from intake.errors import StorageUnavailable
 from intake.mail.message import OwnMail, inbound_from_mail
+from intake.mail.smtp_limits import OVER_IN_FLIGHT, SessionLimits
+from intake.mail.smtp_replies import help_reply, with_enhanced_code
 from intake.pipeline.recorder import BatchRecorder
 from intake.pipeline.steps import Decision
 from intake.settings import Settings
@@ -32,6 +42,9 @@ from intake.store.models import IntakeRecord
 log = logging.getLogger(__name__)
 
 TRY_LATER = "451 4.3.0 The message could not be stored just now; please try again later."
+# A client that closed or reset its connection mid-session: no bug, nobody left to answer.
+CLIENT_GONE = (ConnectionError, asyncio.IncompleteReadError)
+BANNER_IDENT = "ESMTP"  # the greeting's word after the host name: no software, no version
 MAX_RECIPIENTS = 50
 MIN_TIMEOUT = 300  # RFC 5321 4.5.3.2: a server waits five minutes for a command
 SLOW_LINK_BYTES_PER_SECOND = 125_000  # 1 Mbit/s
@@ -71,10 +84,18 @@ def server_tls_context(settings: Settings) -> ssl.SSLContext | None:
 OnCommitted = Callable[[list[int]], object]
 
 
-def reply_for(decision: Decision) -> str:
-    if decision.outcome == "rejected":
+def reply_for(decision: Decision, refusals: str = "reject") -> str:
+    """250 for what is kept; a refusal is a 550 with its sentence, or (``accept_and_log``, for
+    a door behind a relay, whose bounce of our 550 would go to a forged sender) a 250 too:
+    the row says ``rejected`` with its reason either way and nothing is sent."""
+    if decision.outcome == "rejected" and refusals == "reject":
         return f"550 5.7.1 {decision.sentence}"
     return "250 2.0.0 Message accepted"
+
+
+def greeting_host_name(settings: Settings) -> str:
+    """The host name the door gives in its greeting and EHLO: the setting, else this machine's."""
+    return settings.smtp_hostname or socket.gethostname()
 
 
 class IntakeHandler:
@@ -93,6 +114,32 @@ class IntakeHandler:
         self.executor = executor
         self.support_addresses = frozenset(a.lower() for a in settings.support_addresses)
         self.own = OwnMail.from_settings(settings)
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        """aiosmtpd's extensions, less AUTH (no login is offered), plus ENHANCEDSTATUSCODES and
+        PIPELINING before the closing HELP line."""
+        session.host_name = hostname
+        kept = [r for r in responses[:-1] if not r.startswith("250-AUTH")]
+        return [*kept, "250-ENHANCEDSTATUSCODES", "250-PIPELINING", responses[-1]]
+
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
 
     def is_support_address(self, address: str) -> bool:
         """One of ours, or its plus-address (``support+sr-000123.<tag>@``, our Reply-To)."""
@@ -141,7 +188,7 @@ class IntakeHandler:
         except TimeoutError:
             raise StorageUnavailable(f"not stored within {deadline} s") from None
         log.info("intake #%s: %s %s", intake_id, decision.outcome, decision.reason)
-        return reply_for(decision)
+        return reply_for(decision, self.settings.refusals)
 
     def record_too_large(self, sender: str, recipients: tuple[str, ...]) -> None:
         """A message over the size limit leaves a rejected row too (its bytes are not kept)."""
@@ -160,21 +207,30 @@ class IntakeHandler:
 
     async def handle_exception(self, error: Exception) -> str:
         # Whatever went wrong, the sender keeps the message and tries again: never a 500.
-        log.exception("unexpected error in an SMTP session", exc_info=error)
+        if isinstance(error, CLIENT_GONE):  # the client closed or reset the connection
+            log.info("an SMTP client went away: %s", error)
+        else:
+            log.exception("unexpected error in an SMTP session", exc_info=error)
         return TRY_LATER
 
 
 class IntakeSMTP(SMTP):
     """aiosmtpd's SMTP with the contract's wording for oversized mail, a 421 before a timeout
-    closes the connection, and a limited lifetime."""
+    closes the connection, a limited lifetime, the door's caps, enhanced codes and HELP."""
 
     event_handler: IntakeHandler
     line_length_limit = LINE_LENGTH_LIMIT
     lifetime: float = SESSION_LIFETIME
+    limits: SessionLimits | None = None
 
     _refused_sender: str = ""
     _data_envelope: Envelope | None = None
     _lifetime_handle: asyncio.TimerHandle | None = None
+    _admitted: str | None = None  # the client address counted in by the limits
+    _refusal: str = ""  # a 421 answering instead of the greeting
+    _receiving: bool = False  # between DATA and the reply to it
+    _data_counted: int = 0  # bytes of this session's DATA counted as in flight
+    _greeting_reply: bool = False  # HELO/EHLO replies carry no enhanced code (RFC 2034)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -182,11 +238,48 @@ class IntakeSMTP(SMTP):
             self._lifetime_handle = self.loop.call_later(
                 self.lifetime, self._close_with, "421 4.4.2 Session too long; please reconnect"
             )
+            self._admit(transport)
+
+    def _admit(self, transport: asyncio.BaseTransport) -> None:
+        if self.limits is None:
+            return
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        self._refusal = self.limits.admit(address)
+        if not self._refusal:
+            self._admitted = address
+
+    async def _handle_client(self) -> None:
+        if self._refusal:  # a cap is reached: say so instead of the greeting, and close
+            log.info("refused an SMTP session: %s", self._refusal)
+            self._close_with(self._refusal)
+            return
+        try:
+            await super()._handle_client()
+        except CLIENT_GONE as exc:  # the client closed or reset the connection before our reply
+            log.info("an SMTP client went away: %s", exc)
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._lifetime_handle is not None:
             self._lifetime_handle.cancel()
+        if self.limits is not None and self._admitted is not None:
+            self.limits.leave(self._admitted)
+            self._admitted = None
+        self._release_data()
         super().connection_lost(error)
+
+    def data_received(self, data: bytes) -> None:
+        if self._receiving and self.limits is not None:
+            self._data_counted += len(data)
+            if not self.limits.receive(len(data)):
+                self._close_with(OVER_IN_FLIGHT)
+                return
+        super().data_received(data)
+
+    def _release_data(self) -> None:
+        if self.limits is not None and self._data_counted:
+            self.limits.release(self._data_counted)
+        self._data_counted = 0
 
     def _timeout_cb(self) -> None:
         self._close_with("421 4.4.2 Timed out waiting for the client; closing")
@@ -206,7 +299,45 @@ class IntakeSMTP(SMTP):
 
     async def smtp_DATA(self, arg: str) -> None:
         self._data_envelope = self.envelope  # reset before the size reply is pushed
-        await super().smtp_DATA(arg)
+        busy = self._data_refusal()
+        if busy and self.envelope is not None and self.envelope.rcpt_tos and not arg:
+            await self.push(busy)
+            return
+        self._receiving = True
+        try:
+            await super().smtp_DATA(arg)
+        finally:  # the message's bytes are held until its reply is sent
+            self._receiving = False
+            self._release_data()
+
+    def _data_refusal(self) -> str:
+        if self.limits is None or self.envelope is None:
+            return ""
+        declared = [o for o in self.envelope.mail_options if o.upper().startswith("SIZE=")]
+        size = declared[0][5:] if declared else "0"
+        return self.limits.may_start_data(int(size) if size.isdigit() else 0)
+
+    @contextmanager
+    def _replying_to_a_greeting(self) -> Iterator[None]:
+        self._greeting_reply = True
+        try:
+            yield
+        finally:
+            self._greeting_reply = False
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        with self._replying_to_a_greeting():
+            await super().smtp_EHLO(hostname)
+
+    async def smtp_HELO(self, hostname: str) -> None:
+        with self._replying_to_a_greeting():
+            await super().smtp_HELO(hostname)
+
+    async def smtp_HELP(self, arg: str) -> None:
+        offered = ["EHLO", "HELO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "QUIT", "HELP", "VRFY"]
+        if self.tls_context is not None and self._tls_protocol is None:
+            offered.append("STARTTLS")
+        await self.push(help_reply(arg or "", offered))
 
     async def push(self, status: AnyStr) -> None:
         if isinstance(status, str) and status.startswith("552 Error"):
@@ -215,6 +346,9 @@ class IntakeSMTP(SMTP):
                 f"552 5.3.4 Message too big: the limit is "
                 f"{self.data_size_limit} bytes; send large files as a link."
             )
+        greeting = f"220 {self.hostname} {BANNER_IDENT}"
+        if isinstance(status, str) and not self._greeting_reply and status != greeting:
+            status = with_enhanced_code(status)
         await super().push(status)
 
     async def _record_too_large(self, status: str) -> None:
@@ -252,9 +386,16 @@ class SmtpDoor(Controller):
         self.stall_seconds = settings.stall_seconds
         self.intake_handler = IntakeHandler(settings, db, self.recorder, self.executor)
         self.lifetime = lifetime
+        self.limits = SessionLimits(
+            settings.smtp_max_sessions,
+            settings.smtp_max_sessions_per_ip,
+            settings.smtp_max_data_in_flight,
+        )
         super().__init__(
             self.intake_handler,
             hostname=host or settings.smtp_host,
+            server_hostname=greeting_host_name(settings),
+            ident=BANNER_IDENT,
             port=settings.smtp_port if port is None else port,
             data_size_limit=settings.max_message_size,
             timeout=timeout or session_timeout(settings.max_message_size),
@@ -267,6 +408,7 @@ class SmtpDoor(Controller):
         kwargs: dict[str, Any] = dict(self.SMTP_kwargs)
         server = IntakeSMTP(self.handler, **kwargs)
         server.lifetime = self.lifetime
+        server.limits = self.limits
         return server
 
     def start(self) -> None:

@@ -17,14 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
-
-from intake.ops.health import record_heartbeat
-
 log = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY_TICKS = 2  # a Redis heartbeat every 2 s (the liveness file: every second)
 HEARTBEAT_TTL = 10  # seconds: a door that stops reporting drops out of /api/health
+
+Detail = dict[str, object]
 
 
 @dataclass(frozen=True)
@@ -81,24 +79,26 @@ class LivenessReporter:
 
     def __init__(
         self,
-        liveness: Callable[[], dict[str, object]],
-        connection: redis.Redis,
-        component: str,
+        liveness: Callable[[], Detail],
+        heartbeat: Callable[[Detail], object],
         liveness_file: Path | None,
     ) -> None:
         self.liveness = liveness
-        self.connection = connection
-        self.component = component
+        self.heartbeat = heartbeat  # records the detail where /api/health reads it (Redis)
         self.liveness_file = liveness_file
         self.ticks = 0
+        self.stalled = ""
         self.heartbeat_failing = False
 
     def tick(self) -> None:
         try:
             detail = self.liveness()
-            self._report(str(detail.get("stalled") or ""))
-            if self.ticks % HEARTBEAT_EVERY_TICKS == 0:
+            stalled = str(detail.get("stalled") or "")
+            # A change is told to /api/health at once, before the supervisor may act on it.
+            if self.ticks % HEARTBEAT_EVERY_TICKS == 0 or stalled != self.stalled:
                 self._heartbeat(detail)
+            self.stalled = stalled
+            self._report(stalled)
         except Exception:
             log.exception("liveness not reported")
         self.ticks += 1
@@ -111,10 +111,9 @@ class LivenessReporter:
         if not stalled:
             notify_systemd("WATCHDOG=1")
 
-    def _heartbeat(self, detail: dict[str, object]) -> None:
-        instance = str(detail.get("listening", self.component))
+    def _heartbeat(self, detail: Detail) -> None:
         try:
-            record_heartbeat(self.connection, self.component, instance, detail, ttl=HEARTBEAT_TTL)
+            self.heartbeat(detail)
         except Exception as exc:  # Redis being down must not stop the door; said once
             if not self.heartbeat_failing:
                 log.warning("heartbeat not recorded (Redis): %s", exc)
