@@ -236,16 +236,21 @@ def worker(ctx: click.Context, burst: bool, name: str | None, cron: bool) -> Non
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256))
 @click.pass_context
 def web(ctx: click.Context, host: str | None, port: int | None, threads: int) -> None:
-    """Run the web server: the JSON API, status pages and Twilio webhooks (waitress)."""
-    import waitress
-
+    """Run the web server: the JSON API, status pages and Twilio webhooks (waitress, with the
+    limits of the INTAKE_WEB_* settings: connections, per client, header and idle timeouts,
+    request body size)."""
     from web import create_app
+    from web.server import PortInUse, make_server
 
     rt = _migrated_runtime(ctx)
     app = create_app(rt.settings, db=rt.db)
     host, port = host or rt.settings.web_host, port or rt.settings.web_port
+    try:
+        server = make_server(app, rt.settings, host=host, port=port, threads=threads)
+    except PortInUse as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"web listening on http://{host}:{port}/", err=True)
-    waitress.serve(app, host=host, port=port, threads=threads, ident="intake")
+    server.run()
 
 
 @cli.command()

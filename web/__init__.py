@@ -110,6 +110,9 @@ def _session_config(settings: Settings) -> dict[str, object]:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": settings.public_url.startswith("https://"),
         "PERMANENT_SESSION_LIFETIME": SESSION_LIFETIME,
+        # Bodies past the limit are refused with 413 before they are read (the server refuses
+        # them first when it is web.server's; this covers any other WSGI server).
+        "MAX_CONTENT_LENGTH": settings.web_max_request_body,
         # A form's token lives as long as the session: a page left open still submits.
         "WTF_CSRF_TIME_LIMIT": int(SESSION_LIFETIME.total_seconds()),
     }
