@@ -20,6 +20,7 @@ from intake.errors import ConfigError, ImportFileError, IntakeError
 from intake.logs import setup_logging
 from intake.runtime import Runtime, build_runtime, install
 from intake.settings import Settings, load_settings
+from intake.startup import StartupError, check_secret_key, database_reachable, demo_requested
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -29,7 +30,9 @@ def _settings(ctx: click.Context) -> Settings:
 
 def _migrated_runtime(ctx: click.Context) -> Runtime:
     rt = build_runtime(_settings(ctx))
-    if not rt.db.is_migrated():
+    with database_reachable(rt.settings.database_url):
+        migrated = rt.db.is_migrated()
+    if not migrated:
         raise click.ClickException(
             f"The database {rt.db.engine.url.render_as_string()} has no schema yet: "
             "run `intake db upgrade` first."
@@ -38,7 +41,20 @@ def _migrated_runtime(ctx: click.Context) -> Runtime:
     return rt
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Commands(click.Group):
+    """The command group: a process that cannot start says why in one sentence, exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except StartupError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(
+    cls=_Commands,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="intake")
 @click.option(
     "--config",
@@ -88,15 +104,18 @@ def db() -> None:
 def db_upgrade(ctx: click.Context) -> None:
     """Migrate the database to the newest schema (safe to run again)."""
     url = _settings(ctx).database_url
-    upgrade(url)
-    click.echo(f"database at revision {current_revision(url)}")
+    with database_reachable(url):
+        upgrade(url)
+        click.echo(f"database at revision {current_revision(url)}")
 
 
 @db.command("current")
 @click.pass_context
 def db_current(ctx: click.Context) -> None:
     """Print the schema revision the database is at."""
-    click.echo(current_revision(_settings(ctx).database_url) or "empty (no schema yet)")
+    url = _settings(ctx).database_url
+    with database_reachable(url):
+        click.echo(current_revision(url) or "empty (no schema yet)")
 
 
 @cli.command("import")
@@ -176,7 +195,9 @@ def smtp(ctx: click.Context, host: str | None, port: int | None) -> None:
     from intake.channels.smtp import SmtpDoor
     from intake.health import record_heartbeat
     from intake.queue import connect_redis, make_queue
+    from intake.startup import port_in_use_sentence
 
+    check_secret_key(_settings(ctx), demo=demo_requested())
     rt = _migrated_runtime(ctx)
     connection = connect_redis(rt.settings)
     queue = make_queue(rt.settings, connection)
@@ -187,18 +208,32 @@ def smtp(ctx: click.Context, host: str | None, port: int | None) -> None:
         host=host,
         port=port,
     )
-    door.start()
+    try:
+        door.start()
+    except OSError as exc:
+        door.stop(no_assert=True)
+        sentence = port_in_use_sentence(
+            "SMTP", door.hostname, door.port, "INTAKE_SMTP_PORT (smtp_port) or --port", exc
+        )
+        raise click.ClickException(sentence) from None
     where = f"{door.hostname}:{door.port}"
     click.echo(f"SMTP listening on {where}", err=True)
     _wait_for_signal(lambda: _heartbeat(record_heartbeat, connection, "smtp", where))
     door.stop()
 
 
+_heartbeat_failing: set[str] = set()
+
+
 def _heartbeat(record: Any, connection: Any, component: str, instance: str) -> None:
     try:
         record(connection, component, instance, {"listening": instance})
     except Exception as exc:  # Redis being down must not stop the door
-        click.echo(f"heartbeat not recorded: {exc}", err=True)
+        if component not in _heartbeat_failing:  # said once per outage, not every 10 s
+            click.echo(f"heartbeat not recorded (until Redis answers again): {exc}", err=True)
+        _heartbeat_failing.add(component)
+    else:
+        _heartbeat_failing.discard(component)
 
 
 def _wait_for_signal(every_10s: Any) -> None:
@@ -219,15 +254,18 @@ def _wait_for_signal(every_10s: Any) -> None:
 @click.pass_context
 def worker(ctx: click.Context, burst: bool, name: str | None, cron: bool) -> None:
     """Run a worker: sends acknowledgments and runs the periodic jobs."""
-    from intake.queue import connect_redis
+    from intake.queue import connect_redis, redis_url
+    from intake.startup import wait_for_redis
+    from intake.worker import log as worker_log
     from intake.worker import run_worker
     from voice.sms_sender import register as register_sms_sender
 
+    check_secret_key(_settings(ctx), demo=demo_requested())
     rt = _migrated_runtime(ctx)
     register_sms_sender()  # outbox rows of the "sms" channel go out through Twilio
-    run_worker(
-        rt, connect_redis(rt.settings, socket_timeout=None), burst=burst, cron=cron, name=name
-    )
+    connection = connect_redis(rt.settings, socket_timeout=None)
+    wait_for_redis(connection, redis_url(rt.settings), worker_log)
+    run_worker(rt, connection, burst=burst, cron=cron, name=name)
 
 
 @cli.command()
@@ -242,6 +280,7 @@ def web(ctx: click.Context, host: str | None, port: int | None, threads: int) ->
     from web import create_app
     from web.server import PortInUse, make_server
 
+    check_secret_key(_settings(ctx), demo=demo_requested())
     rt = _migrated_runtime(ctx)
     app = create_app(rt.settings, db=rt.db)
     host, port = host or rt.settings.web_host, port or rt.settings.web_port
@@ -265,6 +304,7 @@ def run(ctx: click.Context, demo: bool) -> None:
     web server (with an embedded Redis when INTAKE_REDIS_URL is unset). Ctrl-C stops all."""
     from intake.supervisor import run_all
 
+    check_secret_key(_settings(ctx), demo=demo)
     try:
         run_all(_settings(ctx), demo=demo, echo=lambda line: click.echo(line, err=True))
     except IntakeError as exc:

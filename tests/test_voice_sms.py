@@ -157,7 +157,7 @@ def test_intake_worker_sends_sms_rows(
         "INTAKE_DATABASE_URL": sms_settings.database_url,
         "INTAKE_REDIS_URL": sms_settings.redis_url,
         "INTAKE_VAR_DIR": sms_settings.var_dir,
-        "INTAKE_SECRET_KEY": "test-secret",
+        "INTAKE_SECRET_KEY": "test-secret-of-at-least-32-bytes",
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "TWILIO_PHONE_NUMBER": TWILIO_NUMBER,
