@@ -149,7 +149,9 @@ def import_command(ctx: click.Context, file: Path, progress: bool) -> None:
 
 @cli.group()
 def staff() -> None:
-    """Staff logins for the status pages."""
+    """Staff logins for the status pages: add, list, disable, enable, reset-password, unlock.
+
+    The first login added is an administrator: it may do the same on the Settings page."""
 
 
 @staff.command("add")
@@ -170,9 +172,102 @@ def staff_add(ctx: click.Context, username: str) -> None:
     click.echo(f"staff user {username} added")
 
 
+@staff.command("list")
+@click.pass_context
+def staff_list(ctx: click.Context) -> None:
+    """List the staff logins: name, role, state (active, locked until, disabled), created."""
+    from intake.models import utcnow
+    from intake.staff_admin import list_staff
+
+    now = utcnow()
+    for row in list_staff(_migrated_runtime(ctx).db):
+        role = "admin" if row.is_admin else "staff"
+        click.echo(f"{row.username}\t{role}\t{row.state(now)}\tcreated {row.created_at:%Y-%m-%d}")
+
+
+def _staff_change(ctx: click.Context, change: Any, username: str, *args: Any) -> str:
+    try:
+        name: str = change(_migrated_runtime(ctx).db, username, *args)
+    except IntakeError as exc:
+        raise click.ClickException(str(exc)) from None
+    return name
+
+
+@staff.command("disable")
+@click.argument("username")
+@click.pass_context
+def staff_disable(ctx: click.Context, username: str) -> None:
+    """Disable USERNAME: it cannot sign in, and its open sessions end at once."""
+    from intake.staff_admin import set_disabled
+
+    click.echo(f"staff user {_staff_change(ctx, set_disabled, username, True)} disabled")
+
+
+@staff.command("enable")
+@click.argument("username")
+@click.pass_context
+def staff_enable(ctx: click.Context, username: str) -> None:
+    """Enable USERNAME again after `intake staff disable`."""
+    from intake.staff_admin import set_disabled
+
+    click.echo(f"staff user {_staff_change(ctx, set_disabled, username, False)} enabled")
+
+
+@staff.command("reset-password")
+@click.argument("username")
+@click.pass_context
+def staff_reset_password(ctx: click.Context, username: str) -> None:
+    """Give USERNAME a new password (read from standard input, or prompted for); this also
+    unlocks it and ends its open sessions."""
+    from intake.staff_admin import reset_password
+
+    if sys.stdin.isatty():
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    name = _staff_change(ctx, reset_password, username, password)
+    click.echo(f"password of staff user {name} reset")
+
+
+@staff.command("unlock")
+@click.argument("username")
+@click.pass_context
+def staff_unlock(ctx: click.Context, username: str) -> None:
+    """Lift the lock of USERNAME after too many failed sign-ins, and forget those failures."""
+    from intake.staff_admin import unlock
+
+    click.echo(f"staff user {_staff_change(ctx, unlock, username)} unlocked")
+
+
 @cli.group()
 def token() -> None:
     """API tokens for the JSON API and /metrics."""
+
+
+@token.command("list")
+@click.pass_context
+def token_list(ctx: click.Context) -> None:
+    """List the API tokens: name, created, last used, revoked (never the token itself)."""
+    from intake.staff_admin import list_tokens
+
+    for row in list_tokens(_migrated_runtime(ctx).db):
+        used = f"{row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "never"
+        state = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "live"
+        click.echo(f"{row.name}\tcreated {row.created_at:%Y-%m-%d %H:%M}\tused {used}\t{state}")
+
+
+@token.command("revoke")
+@click.argument("name")
+@click.pass_context
+def token_revoke(ctx: click.Context, name: str) -> None:
+    """Revoke the API token(s) named NAME: requests sending it are refused from now on."""
+    from intake.staff_admin import revoke_tokens
+
+    try:
+        count = revoke_tokens(_migrated_runtime(ctx).db, name)
+    except IntakeError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{count} token(s) named {name} revoked")
 
 
 @token.command("create")

@@ -85,6 +85,7 @@ def _register_parts(app: Flask) -> None:
         pages,
         request_actions,
         security,
+        settings_page,
         status,
     )
 
@@ -95,7 +96,8 @@ def _register_parts(app: Flask) -> None:
     login.init_login(app)
     pages.init_templates(app)
     blueprints = (api.bp, api_actions.bp, openapi.bp, metrics.bp, login.bp, pages.bp)
-    for blueprint in (*blueprints, request_actions.bp, intake_pages.bp, status.bp, voice.bp):
+    pages_too = (request_actions.bp, intake_pages.bp, settings_page.bp, status.bp, voice.bp)
+    for blueprint in (*blueprints, *pages_too):
         app.register_blueprint(blueprint)
     doors.note_voice_webhooks(app)
 
