@@ -41,15 +41,16 @@ class _ThreadScheduler(RQScheduler):
 
 
 class _QuietWorker(SimpleWorker):
-    """RQ's worker, with one line per failed job; the traceback only at DEBUG. A failure that
-    intake.jobs logged already (a relay or Twilio refusing) is not logged again."""
+    """RQ's worker, quiet about failures intake.jobs logged already in one line (a relay or
+    Twilio refusing: their traceback only at DEBUG). Any other failure, a fault of ours, keeps
+    its traceback in the log."""
 
     def handle_exception(self, job: Any, *exc_info: Any) -> None:
         error = exc_info[1]
-        if jobs.REPORTED_NOTE not in getattr(error, "__notes__", ()):
-            reason = " ".join(str(error).split())[:300]
-            log.warning("job %s failed: %s: %s", job.id, type(error).__name__, reason)
-        log.debug("job %s failed", job.id, exc_info=exc_info)
+        if jobs.REPORTED_NOTE in getattr(error, "__notes__", ()):
+            log.debug("job %s failed", job.id, exc_info=exc_info)
+        else:
+            log.error("job %s failed: %s", job.id, type(error).__name__, exc_info=exc_info)
         call_exception_handlers(self._exc_handlers, job, *exc_info)
 
 
