@@ -168,3 +168,14 @@ def test_an_oversized_body_is_refused_with_413_and_memory_stays_put(
     assert answer.startswith(b"HTTP/1.1 413"), answer[:100]
     assert _rss(process) - before < 8 * MiB
     assert _status(port) == 200
+
+
+def test_the_trusted_proxy_is_not_capped_as_one_client(web_server: WebServer) -> None:
+    port, _ = web_server(web_client_connection_limit="5", web_trusted_proxy="127.0.4.1")
+    with ExitStack() as stack:
+        for _ in range(10):
+            stack.enter_context(_idle(port, "127.0.4.1"))
+        time.sleep(0.3)
+        with _idle(port, "127.0.4.1") as proxied:
+            proxied.sendall(b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            assert proxied.recv(100).startswith(b"HTTP/1.1 200")
