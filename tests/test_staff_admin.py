@@ -4,14 +4,16 @@ the administrators' Settings page."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
 
 from intake.accounts import StaffError, add_staff, create_token, token_is_valid
-from intake.db import Database
+from intake.db import Database, upgrade
 from intake.settings import Settings
 from intake.staff_admin import list_staff, set_disabled
 from intake.staff_login import MAX_FAILURES, sign_in
@@ -193,3 +195,25 @@ def test_the_last_administrator_cannot_be_disabled(app: Flask, db: Database) -> 
     admin = signed_in(app, "alice")
     admin.post("/settings/staff/alice/disable", data={"csrf_token": csrf_token(admin, "/settings")})
     assert "last enabled administrator" in admin.get("/settings").get_data(as_text=True)
+
+
+def test_the_migration_makes_the_oldest_existing_login_the_administrator(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0004")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for name in ("alice", "bob"):
+            conn.execute(
+                text(
+                    "INSERT INTO staff_users (username, password_hash, failed_logins, created_at)"
+                    " VALUES (:name, 'x', 0, '2026-01-01 00:00:00')"
+                ),
+                {"name": name},
+            )
+    upgrade(url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT username, is_admin, disabled, session_version FROM staff_users")
+        ).all()
+    engine.dispose()
+    assert sorted(tuple(r) for r in rows) == [("alice", 1, 0, 1), ("bob", 0, 0, 1)]
