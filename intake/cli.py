@@ -18,6 +18,7 @@ from intake import __version__
 from intake.errors import ConfigError, ImportFileError, IntakeError
 from intake.jobs.runtime import Runtime, build_runtime, install
 from intake.logs import setup_logging
+from intake.ops.startup import StartupError, check_secret_key, database_reachable, demo_requested
 from intake.settings import Settings, load_settings
 from intake.store.db import current_revision, upgrade
 
@@ -29,7 +30,9 @@ def _settings(ctx: click.Context) -> Settings:
 
 def _migrated_runtime(ctx: click.Context) -> Runtime:
     rt = build_runtime(_settings(ctx))
-    if not rt.db.is_migrated():
+    with database_reachable(rt.settings.database_url):
+        migrated = rt.db.is_migrated()
+    if not migrated:
         raise click.ClickException(
             f"The database {rt.db.engine.url.render_as_string()} has no schema yet: "
             "run `intake db upgrade` first."
@@ -38,7 +41,20 @@ def _migrated_runtime(ctx: click.Context) -> Runtime:
     return rt
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Commands(click.Group):
+    """The command group: a process that cannot start says why in one sentence, exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except StartupError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(
+    cls=_Commands,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="intake")
 @click.option(
     "--config",
@@ -88,15 +104,18 @@ def db() -> None:
 def db_upgrade(ctx: click.Context) -> None:
     """Migrate the database to the newest schema (safe to run again)."""
     url = _settings(ctx).database_url
-    upgrade(url)
-    click.echo(f"database at revision {current_revision(url)}")
+    with database_reachable(url):
+        upgrade(url)
+        click.echo(f"database at revision {current_revision(url)}")
 
 
 @db.command("current")
 @click.pass_context
 def db_current(ctx: click.Context) -> None:
     """Print the schema revision the database is at."""
-    click.echo(current_revision(_settings(ctx).database_url) or "empty (no schema yet)")
+    url = _settings(ctx).database_url
+    with database_reachable(url):
+        click.echo(current_revision(url) or "empty (no schema yet)")
 
 
 @cli.command("import")
@@ -130,7 +149,9 @@ def import_command(ctx: click.Context, file: Path, progress: bool) -> None:
 
 @cli.group()
 def staff() -> None:
-    """Staff logins for the status pages."""
+    """Staff logins for the status pages: add, list, disable, enable, reset-password, unlock.
+
+    The first login added is an administrator: it may do the same on the Settings page."""
 
 
 @staff.command("add")
@@ -151,9 +172,102 @@ def staff_add(ctx: click.Context, username: str) -> None:
     click.echo(f"staff user {username} added")
 
 
+@staff.command("list")
+@click.pass_context
+def staff_list(ctx: click.Context) -> None:
+    """List the staff logins: name, role, state (active, locked until, disabled), created."""
+    from intake.accounts.staff_admin import list_staff
+    from intake.store.models import utcnow
+
+    now = utcnow()
+    for row in list_staff(_migrated_runtime(ctx).db):
+        role = "admin" if row.is_admin else "staff"
+        click.echo(f"{row.username}\t{role}\t{row.state(now)}\tcreated {row.created_at:%Y-%m-%d}")
+
+
+def _staff_change(ctx: click.Context, change: Any, username: str, *args: Any) -> str:
+    try:
+        name: str = change(_migrated_runtime(ctx).db, username, *args)
+    except IntakeError as exc:
+        raise click.ClickException(str(exc)) from None
+    return name
+
+
+@staff.command("disable")
+@click.argument("username")
+@click.pass_context
+def staff_disable(ctx: click.Context, username: str) -> None:
+    """Disable USERNAME: it cannot sign in, and its open sessions end at once."""
+    from intake.accounts.staff_admin import set_disabled
+
+    click.echo(f"staff user {_staff_change(ctx, set_disabled, username, True)} disabled")
+
+
+@staff.command("enable")
+@click.argument("username")
+@click.pass_context
+def staff_enable(ctx: click.Context, username: str) -> None:
+    """Enable USERNAME again after `intake staff disable`."""
+    from intake.accounts.staff_admin import set_disabled
+
+    click.echo(f"staff user {_staff_change(ctx, set_disabled, username, False)} enabled")
+
+
+@staff.command("reset-password")
+@click.argument("username")
+@click.pass_context
+def staff_reset_password(ctx: click.Context, username: str) -> None:
+    """Give USERNAME a new password (read from standard input, or prompted for); this also
+    unlocks it and ends its open sessions."""
+    from intake.accounts.staff_admin import reset_password
+
+    if sys.stdin.isatty():
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    name = _staff_change(ctx, reset_password, username, password)
+    click.echo(f"password of staff user {name} reset")
+
+
+@staff.command("unlock")
+@click.argument("username")
+@click.pass_context
+def staff_unlock(ctx: click.Context, username: str) -> None:
+    """Lift the lock of USERNAME after too many failed sign-ins, and forget those failures."""
+    from intake.accounts.staff_admin import unlock
+
+    click.echo(f"staff user {_staff_change(ctx, unlock, username)} unlocked")
+
+
 @cli.group()
 def token() -> None:
     """API tokens for the JSON API and /metrics."""
+
+
+@token.command("list")
+@click.pass_context
+def token_list(ctx: click.Context) -> None:
+    """List the API tokens: name, created, last used, revoked (never the token itself)."""
+    from intake.accounts.staff_admin import list_tokens
+
+    for row in list_tokens(_migrated_runtime(ctx).db):
+        used = f"{row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "never"
+        state = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "live"
+        click.echo(f"{row.name}\tcreated {row.created_at:%Y-%m-%d %H:%M}\tused {used}\t{state}")
+
+
+@token.command("revoke")
+@click.argument("name")
+@click.pass_context
+def token_revoke(ctx: click.Context, name: str) -> None:
+    """Revoke the API token(s) named NAME: requests sending it are refused from now on."""
+    from intake.accounts.staff_admin import revoke_tokens
+
+    try:
+        count = revoke_tokens(_migrated_runtime(ctx).db, name)
+    except IntakeError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{count} token(s) named {name} revoked")
 
 
 @token.command("create")
@@ -184,7 +298,9 @@ def smtp(
     from intake.mail.smtp import SmtpDoor
     from intake.ops.health import record_heartbeat
     from intake.ops.liveness import HEARTBEAT_TTL, LivenessReporter
+    from intake.ops.startup import port_in_use_sentence
 
+    check_secret_key(_settings(ctx), demo=demo_requested())
     rt = _migrated_runtime(ctx)
     connection = connect_redis(rt.settings)
     queue = make_queue(rt.settings, connection)
@@ -195,7 +311,14 @@ def smtp(
         host=host,
         port=port,
     )
-    door.start()
+    try:
+        door.start()
+    except OSError as exc:
+        door.stop(no_assert=True)
+        sentence = port_in_use_sentence(
+            "SMTP", door.hostname, door.port, "INTAKE_SMTP_PORT (smtp_port) or --port", exc
+        )
+        raise click.ClickException(sentence) from None
     where = f"{door.hostname}:{door.port}"
     click.echo(f"SMTP listening on {where}", err=True)
 
@@ -224,15 +347,18 @@ def _wait_for_signal(every_second: Any) -> None:
 @click.pass_context
 def worker(ctx: click.Context, burst: bool, name: str | None, cron: bool) -> None:
     """Run a worker: sends acknowledgments and runs the periodic jobs."""
-    from intake.jobs.queue import connect_redis
+    from intake.jobs.queue import connect_redis, redis_url
+    from intake.jobs.worker import log as worker_log
     from intake.jobs.worker import run_worker
+    from intake.ops.startup import wait_for_redis
     from voice.sms_sender import register as register_sms_sender
 
+    check_secret_key(_settings(ctx), demo=demo_requested())
     rt = _migrated_runtime(ctx)
     register_sms_sender()  # outbox rows of the "sms" channel go out through Twilio
-    run_worker(
-        rt, connect_redis(rt.settings, socket_timeout=None), burst=burst, cron=cron, name=name
-    )
+    connection = connect_redis(rt.settings, socket_timeout=None)
+    wait_for_redis(connection, redis_url(rt.settings), worker_log)
+    run_worker(rt, connection, burst=burst, cron=cron, name=name)
 
 
 @cli.command()
@@ -241,16 +367,22 @@ def worker(ctx: click.Context, burst: bool, name: str | None, cron: bool) -> Non
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256))
 @click.pass_context
 def web(ctx: click.Context, host: str | None, port: int | None, threads: int) -> None:
-    """Run the web server: the JSON API, status pages and Twilio webhooks (waitress)."""
-    import waitress
-
+    """Run the web server: the JSON API, status pages and Twilio webhooks (waitress, with the
+    limits of the INTAKE_WEB_* settings: connections, per client, header and idle timeouts,
+    request body size)."""
     from web import create_app
+    from web.server import PortInUse, make_server
 
+    check_secret_key(_settings(ctx), demo=demo_requested())
     rt = _migrated_runtime(ctx)
     app = create_app(rt.settings, db=rt.db)
     host, port = host or rt.settings.web_host, port or rt.settings.web_port
+    try:
+        server = make_server(app, rt.settings, host=host, port=port, threads=threads)
+    except PortInUse as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"web listening on http://{host}:{port}/", err=True)
-    waitress.serve(app, host=host, port=port, threads=threads, ident="intake")
+    server.run()
 
 
 @cli.command()
@@ -265,6 +397,7 @@ def run(ctx: click.Context, demo: bool) -> None:
     web server (with an embedded Redis when INTAKE_REDIS_URL is unset). Ctrl-C stops all."""
     from intake.supervisor import run_all
 
+    check_secret_key(_settings(ctx), demo=demo)
     try:
         run_all(_settings(ctx), demo=demo, echo=lambda line: click.echo(line, err=True))
     except IntakeError as exc:

@@ -38,3 +38,6 @@ def setup_logging(level: str = "INFO", fmt: str = "text", component: str = "") -
     # Libraries that narrate every session or job at INFO are quieted to warnings.
     for noisy in ("mail.log", "rq.worker", "rq.cron", "rq.scheduler", "waitress.queue", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # Twilio's client logs every request's headers at INFO: a detail for DEBUG only.
+    twilio_level = logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
+    logging.getLogger("twilio.http_client").setLevel(twilio_level)

@@ -25,7 +25,7 @@ def with_secret_key(settings: Settings) -> Settings:
 def _read_or_create(path: Path) -> str:
     if path.exists():
         return path.read_text(encoding="ascii").strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
     # O_EXCL: when two processes start at once, one writes and the other reads its key.
     try:

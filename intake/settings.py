@@ -25,6 +25,16 @@ POLICY_TABLES = ("severity", "calendar", "rota", "default_severity")
 SENDER_AUTH_MODES = ("enforce", "monitor", "off")
 LOG_FORMATS = ("text", "json")
 REFUSAL_MODES = ("reject", "accept_and_log")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+PORT_SETTINGS = ("smtp_port", "web_port")
+# Settings with a range: (lowest, highest).
+RANGES = {
+    "web_connection_limit": (10, 100_000),
+    "web_client_connection_limit": (0, 100_000),
+    "web_header_timeout": (1, 3600),
+    "web_idle_timeout": (1, 86400),
+    "web_max_request_body": (1024, 1024 * 1024 * 1024),
+}
 ACK_LIMIT_WINDOWS = {"minute": 60, "hour": 3600, "day": 86400}
 # Durations in seconds and the range each may take.
 SECONDS_RANGES = {
@@ -52,6 +62,13 @@ class Settings:
     refusals: str = "reject"  # or "accept_and_log": 250 for refused senders (behind a relay)
     web_host: str = "127.0.0.1"
     web_port: int = 8080
+    # The web server's limits (web/server.py): idle and slow clients cannot hold it.
+    web_connection_limit: int = 1000
+    web_client_connection_limit: int = 100  # per client address; 0: no cap (behind a proxy)
+    web_header_timeout: int = 10  # seconds from a request's first byte to its last header
+    web_idle_timeout: int = 60  # seconds a connection may send nothing
+    web_max_request_body: int = 4 * 1024 * 1024
+    web_trusted_proxy: str = ""  # the reverse proxy's address: its X-Forwarded-For is believed
     public_url: str = "http://127.0.0.1:8080"
     support_addresses: tuple[str, ...] = ("support@intake.localhost",)
     outbound_smtp_url: str = ""  # empty: acknowledgments go to the maildir var/outbox/
@@ -146,7 +163,9 @@ def _coerce(name: str, value: Any, where: str) -> Any:
     if kind is None:
         raise ConfigError(f"Unknown setting '{name}' {where}.")
     if kind == "int":
-        return _as_int(name, value, where)
+        return _in_range(name, _as_int(name, value, where), where)
+    if name == "log_level" and isinstance(value, str):
+        _check_choice(name, value.strip().upper(), LOG_LEVELS, where)
     if kind.startswith("tuple"):
         items = value.split(",") if isinstance(value, str) else list(value)
         return tuple(str(i).strip().lower() for i in items if str(i).strip())
@@ -166,11 +185,21 @@ def _as_int(name: str, value: Any, where: str) -> int:
         ) from None
 
 
+def _in_range(name: str, value: int, where: str = "") -> int:
+    """``value`` when the setting allows it; the sentence names where it was given."""
+    at = f" {where}" if where else ""
+    if name in PORT_SETTINGS and not 1 <= value <= 65535:
+        raise ConfigError(f"Setting '{name}'{at} must be a port between 1 and 65535, not {value}.")
+    low, high = RANGES.get(name, (None, None))
+    if low is not None and high is not None and not low <= value <= high:
+        raise ConfigError(f"Setting '{name}'{at} must be between {low} and {high}, not {value}.")
+    return value
+
+
 def _validated(s: Settings) -> Settings:
-    for name in ("smtp_port", "web_port"):
-        port = getattr(s, name)
-        if not 1 <= port <= 65535:
-            raise ConfigError(f"Setting '{name}' must be a port between 1 and 65535, not {port}.")
+    for name in (*PORT_SETTINGS, *RANGES):
+        _in_range(name, getattr(s, name))
+    _check_choice("log_level", s.log_level.upper(), LOG_LEVELS)
     _check_url("database_url", s.database_url, ("sqlite", "postgresql", "postgresql+psycopg"))
     if s.redis_url:
         _check_url("redis_url", s.redis_url, ("redis", "rediss", "unix"))
@@ -253,6 +282,9 @@ def _check_url(name: str, url: str, schemes: tuple[str, ...]) -> None:
         raise ConfigError(f"Setting '{name}' must name a host: {url!r}.")
 
 
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+def _check_choice(name: str, value: str, choices: tuple[str, ...], where: str = "") -> None:
     if value not in choices:
-        raise ConfigError(f"Setting '{name}' must be one of {', '.join(choices)}; got {value!r}.")
+        at = f" {where}" if where else ""
+        raise ConfigError(
+            f"Setting '{name}'{at} must be one of {', '.join(choices)}; got {value!r}."
+        )

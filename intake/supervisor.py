@@ -20,6 +20,7 @@ from pathlib import Path
 
 from intake.errors import IntakeError
 from intake.jobs import embedded_redis
+from intake.ops import startup
 from intake.ops.liveness import read_report
 from intake.secret import with_secret_key
 from intake.settings import Settings
@@ -55,8 +56,18 @@ class Watch:
 
 
 def run_all(settings: Settings, *, demo: bool, echo: Echo) -> None:
+    lock = startup.hold_instance_lock(settings.var_path)  # before anything is touched
+    try:
+        _run_locked(settings, demo=demo, echo=echo)
+    finally:
+        lock.close()
+
+
+def _run_locked(settings: Settings, *, demo: bool, echo: Echo) -> None:
+    startup.check_ports(settings)
     settings = with_secret_key(settings)
-    upgrade(settings.database_url)
+    with startup.database_reachable(settings.database_url):
+        upgrade(settings.database_url)
     if demo:
         _load_demo(settings, echo)
     redis_url, started_redis = _redis(settings)
@@ -104,6 +115,7 @@ def _child_environment(settings: Settings, redis_url: str, demo: bool) -> dict[s
     if demo:
         # The demo's senders have no DNS of their own: record the verdict, refuse nothing.
         env.setdefault("INTAKE_SENDER_AUTH", "monitor")
+        env[startup.DEMO_ENV] = "1"
     return env
 
 
@@ -134,8 +146,8 @@ def _announce(settings: Settings, redis_url: str, demo: bool, echo: Echo) -> Non
     voice = settings.public_url.rstrip("/") + "/voice/incoming"
     twilio = settings.twilio_account_sid and settings.twilio_auth_token
     echo(f"voice     {voice}" if twilio else "voice     off (set the TWILIO_* settings)")
-    echo(f"database  {settings.database_url}")
-    echo(f"redis     {redis_url}")
+    echo(f"database  {startup.masked_url(settings.database_url)}")
+    echo(f"redis     {startup.masked_url(redis_url)}")
     echo(f"acks      {acks}")
     if demo:
         echo("demo mode: sender authentication only recorded; demo contacts in config/demo.toml")

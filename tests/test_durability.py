@@ -76,7 +76,7 @@ def parts(
         redis_url=private_redis.url,
         outbound_smtp_url=relay.url,
         smtp_port=free_port(),
-        secret_key="durable",
+        secret_key="durable-secret-of-at-least-32-bytes",
         sweep_interval=1,
         job_timeout=3,
     )

@@ -185,6 +185,13 @@ BAD_VALUES = [
     ("INTAKE_SUPPORT_ADDRESSES", "support", "support_addresses", "email addresses"),
     ("INTAKE_SUPPORT_ADDRESSES", " , ", "support_addresses", "email addresses"),
     ("INTAKE_MAX_MESSAGE_SIZE", "100", "max_message_size", "at least 1024"),
+    ("INTAKE_LOG_LEVEL", "LOUD", "log_level", "in INTAKE_LOG_LEVEL"),
+    ("INTAKE_SMTP_PORT", "70000", "smtp_port", "in INTAKE_SMTP_PORT"),
+    ("INTAKE_WEB_CONNECTION_LIMIT", "5", "web_connection_limit", "between 10 and"),
+    ("INTAKE_WEB_CLIENT_CONNECTION_LIMIT", "-1", "web_client_connection_limit", "between 0"),
+    ("INTAKE_WEB_HEADER_TIMEOUT", "0", "web_header_timeout", "between 1 and 3600"),
+    ("INTAKE_WEB_IDLE_TIMEOUT", "0", "web_idle_timeout", "between 1 and 86400"),
+    ("INTAKE_WEB_MAX_REQUEST_BODY", "10", "web_max_request_body", "between 1024"),
 ]
 
 

@@ -20,6 +20,7 @@ from intake.outbox.delivery import PermanentDeliveryError
 from intake.settings import Settings
 from intake.store.models import OutboxMessage
 from tests.conftest import ROOT
+from tests.helpers import free_port
 from tests.twilio_driver import ACCOUNT_SID, AUTH_TOKEN, TWILIO_NUMBER, MessagesApi
 from voice.sms_sender import SmsNotSent, register, send_sms
 
@@ -157,7 +158,7 @@ def test_intake_worker_sends_sms_rows(
         "INTAKE_DATABASE_URL": sms_settings.database_url,
         "INTAKE_REDIS_URL": sms_settings.redis_url,
         "INTAKE_VAR_DIR": sms_settings.var_dir,
-        "INTAKE_SECRET_KEY": "test-secret",
+        "INTAKE_SECRET_KEY": "test-secret-of-at-least-32-bytes",
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "TWILIO_PHONE_NUMBER": TWILIO_NUMBER,
@@ -169,3 +170,64 @@ def test_intake_worker_sends_sms_rows(
     with rt.db.sessions() as session:
         sent = session.scalar(select(OutboxMessage.sent_at).where(OutboxMessage.id == outbox_id))
     assert sent is not None
+
+
+def _burst_worker(settings: Settings, **extra: str) -> list[str]:
+    """Run `intake worker --burst` once; its log lines."""
+    env = dict(os.environ) | {
+        "INTAKE_CONFIG": str(ROOT / "config" / "intake.toml"),
+        "INTAKE_DATABASE_URL": settings.database_url,
+        "INTAKE_REDIS_URL": settings.redis_url,
+        "INTAKE_VAR_DIR": settings.var_dir,
+        "INTAKE_SECRET_KEY": "test-secret-of-at-least-32-bytes",
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_PHONE_NUMBER": TWILIO_NUMBER,
+        "INTAKE_TWILIO_API_BASE": settings.twilio_api_base,
+    }
+    worker = [sys.executable, "-m", "intake", "worker", "--burst", "--no-cron"]
+    done = subprocess.run(
+        worker, env=env | extra, cwd=ROOT, check=True, timeout=120, capture_output=True, text=True
+    )
+    return done.stderr.splitlines()
+
+
+def test_each_failed_send_is_one_log_line_with_its_reason_and_attempt(
+    rt: Runtime, api: MessagesApi, sms_settings: Settings
+) -> None:
+    outbox_id = add_sms(rt, "never sent")
+    queue = make_queue(rt.settings, redis.Redis.from_url(rt.settings.redis_url))
+    jobs.enqueue_outbox(queue, outbox_id)
+    first = _burst_worker(sms_settings, TWILIO_AUTH_TOKEN="wrong")  # Twilio answers 401
+    api.failures.append((500, 20500))
+    jobs.enqueue_outbox(queue, outbox_id)
+    second = _burst_worker(sms_settings)
+
+    for lines, status, attempt in ((first, "401", 1), (second, "500", 2)):
+        (failure,) = [line for line in lines if f"outbox #{outbox_id}" in line]
+        assert status in failure and f"attempt {attempt}" in failure, lines
+        assert not any("Traceback" in line or "Authorization" in line for line in lines), lines
+        assert len(lines) <= 3, lines  # the start line, the failure, nothing more
+
+
+def test_a_relay_that_cannot_be_reached_is_one_line_per_attempt(
+    rt: Runtime, sms_settings: Settings
+) -> None:
+    with rt.db.transaction() as session:
+        row = OutboxMessage(
+            channel="email",
+            purpose="test",
+            recipient="ada@acme.example",
+            payload=b"Subject: x\r\n\r\nx",
+        )
+        session.add(row)
+        session.flush()
+        outbox_id = row.id
+    queue = make_queue(rt.settings, redis.Redis.from_url(rt.settings.redis_url))
+    jobs.enqueue_outbox(queue, outbox_id)
+    closed_relay = f"smtp://127.0.0.1:{free_port()}"
+    lines = _burst_worker(sms_settings, INTAKE_OUTBOUND_SMTP_URL=closed_relay)
+
+    (failure,) = [line for line in lines if f"outbox #{outbox_id}" in line]
+    assert "attempt 1" in failure and "refused" in failure.lower(), lines
+    assert not any("Traceback" in line for line in lines), lines

@@ -85,6 +85,7 @@ def _register_parts(app: Flask) -> None:
         pages,
         request_actions,
         security,
+        settings_page,
         status,
     )
 
@@ -95,7 +96,8 @@ def _register_parts(app: Flask) -> None:
     login.init_login(app)
     pages.init_templates(app)
     blueprints = (api.bp, api_actions.bp, openapi.bp, metrics.bp, login.bp, pages.bp)
-    for blueprint in (*blueprints, request_actions.bp, intake_pages.bp, status.bp, voice.bp):
+    pages_too = (request_actions.bp, intake_pages.bp, settings_page.bp, status.bp, voice.bp)
+    for blueprint in (*blueprints, *pages_too):
         app.register_blueprint(blueprint)
     doors.note_voice_webhooks(app)
 
@@ -110,6 +112,9 @@ def _session_config(settings: Settings) -> dict[str, object]:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": settings.public_url.startswith("https://"),
         "PERMANENT_SESSION_LIFETIME": SESSION_LIFETIME,
+        # Bodies past the limit are refused with 413 before they are read (the server refuses
+        # them first when it is web.server's; this covers any other WSGI server).
+        "MAX_CONTENT_LENGTH": settings.web_max_request_body,
         # A form's token lives as long as the session: a page left open still submits.
         "WTF_CSRF_TIME_LIMIT": int(SESSION_LIFETIME.total_seconds()),
     }

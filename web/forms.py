@@ -5,8 +5,9 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField, TextAreaField
 from wtforms.fields import SelectChoice
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, EqualTo, Length
 
+from intake.accounts.credentials import MIN_PASSWORD_LENGTH
 from intake.policy import Policy
 from intake.requests.staff_actions import TEXT_LIMIT
 
@@ -23,6 +24,25 @@ def staff_choices(names: list[str]) -> list[SelectChoice]:
 class LoginForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hints
     username = StringField("Username", validators=[DataRequired(), Length(max=100)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1000)])
+
+
+class NewPasswordForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hints
+    """A staff login's new password, set by an administrator on the Settings page."""
+
+    password = PasswordField(
+        "New password",
+        validators=[
+            DataRequired(),
+            Length(
+                min=MIN_PASSWORD_LENGTH,
+                max=1000,
+                message=f"A password must be at least {MIN_PASSWORD_LENGTH} characters long.",
+            ),
+        ],
+    )
+    confirm = PasswordField(
+        "Again", validators=[EqualTo("password", message="The two passwords differ.")]
+    )
 
 
 class SeverityForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hints

@@ -15,6 +15,7 @@ from flask import Blueprint, Flask, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.wrappers import Response
 
+from web import services
 from web.errors import error_response, is_api_path
 
 csrf = CSRFProtect()
@@ -32,7 +33,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "frame-ancestors 'none'",
     )
 )
-PAGE_BLUEPRINTS = ("pages", "request_actions", "intake_pages", "login", "status")
+PAGE_BLUEPRINTS = ("pages", "request_actions", "intake_pages", "login", "status", "settings")
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
@@ -40,6 +41,8 @@ SECURITY_HEADERS = {
     # Contacts' status links carry their credential in the path: never leak it onwards.
     "Referrer-Policy": "no-referrer",
 }
+# Served over https (INTAKE_PUBLIC_URL): browsers are told to use nothing else for a year.
+STRICT_TRANSPORT_SECURITY = "max-age=31536000"
 
 
 def init_security(app: Flask, *, csrf_exempt: Iterable[Blueprint]) -> None:
@@ -54,6 +57,8 @@ def init_security(app: Flask, *, csrf_exempt: Iterable[Blueprint]) -> None:
 def _add_headers(response: Response) -> Response:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+    if services().settings.public_url.startswith("https://"):
+        response.headers.setdefault("Strict-Transport-Security", STRICT_TRANSPORT_SECURITY)
     if request.blueprint in PAGE_BLUEPRINTS:
         # Pages show who is signed in and what they may see: no cache keeps them.
         response.headers.setdefault("Cache-Control", "no-store")

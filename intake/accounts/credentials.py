@@ -94,12 +94,18 @@ def _check_staff(username: str, password: str) -> None:
             f"the username {username!r} must be 1 to 100 characters: letters, digits, '.', '_', "
             "'@' or '-'"
         )
+    check_password(password)
+
+
+def check_password(password: str) -> None:
+    """A new password must be long enough; the message says how long."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise StaffError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters long")
 
 
 def add_staff(db: Database, username: str, password: str) -> None:
-    """Add a staff login for the status pages; usernames are unique regardless of case."""
+    """Add a staff login for the status pages; usernames are unique regardless of case. The
+    first login added is an administrator (the Settings page, other logins and tokens)."""
     _check_staff(username, password)
     password_hash = hash_secret(password)  # before the transaction: no lock held while hashing
     exists = StaffError(f"a staff user named {username!r} already exists")
@@ -108,7 +114,8 @@ def add_staff(db: Database, username: str, password: str) -> None:
             taken = select(StaffUser.id).where(func.lower(StaffUser.username) == username.lower())
             if session.scalar(taken) is not None:
                 raise exists
-            session.add(StaffUser(username=username, password_hash=password_hash))
+            first = session.scalar(select(StaffUser.id).limit(1)) is None
+            session.add(StaffUser(username=username, password_hash=password_hash, is_admin=first))
     except IntegrityError:  # added by someone else between our check and our commit
         raise exists from None
 

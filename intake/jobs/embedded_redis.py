@@ -33,7 +33,7 @@ def is_running(var_dir: Path) -> bool:
 
 def ensure_running(var_dir: Path) -> tuple[str, bool]:
     """The embedded Redis's URL, starting it if needed; the flag says whether we started it."""
-    var_dir.mkdir(parents=True, exist_ok=True)
+    var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if is_running(var_dir):
         return socket_url(var_dir), False
     _start(var_dir.resolve())

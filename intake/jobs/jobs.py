@@ -37,6 +37,8 @@ MAX_SEND_ATTEMPTS = 25
 # The phone door's job, by the dotted name RQ imports in the worker: it lives in voice/, which
 # nothing in intake/ imports.
 PHONE_JOB = "voice.call_processing.process_call"
+# Noted on an exception whose failure is logged already, with the reason and attempt count.
+REPORTED_NOTE = "(logged by intake.jobs.jobs.note_failure)"
 
 
 def process_intake(intake_id: int) -> None:
@@ -98,14 +100,31 @@ def note_intake_failure(intake_id: int, exc: Exception) -> None:
 
 
 def note_failure(outbox_id: int, exc: Exception, *, give_up: bool = False) -> None:
-    log.warning("sending outbox #%s failed: %s", outbox_id, exc)
+    """Count a failed send on its row and log it in one line (the worker then logs the
+    exception's traceback only at DEBUG: see REPORTED_NOTE)."""
     rt = runtime.current()
     with rt.db.transaction() as session:
         row = session.get_one(OutboxMessage, outbox_id)
         row.attempts += 1
+        attempt, channel = row.attempts, row.channel
         if give_up:  # the sweep leaves rows at MAX_SEND_ATTEMPTS alone
             row.attempts = max(row.attempts, MAX_SEND_ATTEMPTS)
         row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+    after = "it waits for a person" if give_up else "it is retried with backoff"
+    log.warning(
+        "sending outbox #%s (%s) failed, attempt %d: %s; %s",
+        outbox_id,
+        channel,
+        attempt,
+        _one_line(exc),
+        after,
+    )
+    exc.add_note(REPORTED_NOTE)
+
+
+def _one_line(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300] or type(exc).__name__
 
 
 def intake_job_id(intake_id: int) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 from redis import Redis
 from rq import SimpleWorker
 from rq.cron import CronScheduler
+from rq.job_lifecycle import call_exception_handlers
 from rq.scheduler import RQScheduler
 
 from intake.jobs import jobs, runtime
@@ -37,6 +38,20 @@ class _ThreadScheduler(RQScheduler):
 
     def _install_signal_handlers(self) -> None:
         return None
+
+
+class _QuietWorker(SimpleWorker):
+    """RQ's worker, quiet about failures intake.jobs.jobs logged already in one line (a relay or
+    Twilio refusing: their traceback only at DEBUG). Any other failure, a fault of ours, keeps
+    its traceback in the log."""
+
+    def handle_exception(self, job: Any, *exc_info: Any) -> None:
+        error = exc_info[1]
+        if jobs.REPORTED_NOTE in getattr(error, "__notes__", ()):
+            log.debug("job %s failed", job.id, exc_info=exc_info)
+        else:
+            log.error("job %s failed: %s", job.id, type(error).__name__, exc_info=exc_info)
+        call_exception_handlers(self._exc_handlers, job, *exc_info)
 
 
 def start_scheduler(connection: Redis, queue_name: str) -> threading.Thread:
@@ -94,6 +109,6 @@ def run_worker(
     kwargs: dict[str, Any] = {"connection": connection}
     if name:
         kwargs["name"] = name
-    worker = SimpleWorker([queue], **kwargs)
+    worker = _QuietWorker([queue], **kwargs)
     log.info("worker %s listening on queue %r", worker.name, queue.name)
     return bool(worker.work(burst=burst, with_scheduler=False, logging_level="WARNING"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,7 +42,7 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
     database = make_url(url).database
     if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        _create_private(Path(database))
     engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -87,6 +88,14 @@ def _bound_postgres_waits(session: Session, seconds: float) -> None:
         ),
         {"limit": limit},
     )
+
+
+def _create_private(path: Path) -> None:
+    """The database file (raw mail, PIN hashes) and a folder made for it are readable by their
+    owner only; SQLite gives its -wal and -shm files the database file's permissions."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
 class Database:

@@ -330,14 +330,21 @@ class OutboxMessage(Base):
 
 
 class StaffUser(Base):
+    """A staff login of the status pages; the first one added is an administrator."""
+
     __tablename__ = "staff_users"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     username: Mapped[str] = mapped_column(String(100), unique=True)
     password_hash: Mapped[str] = mapped_column(String(300))
-    failed_logins: Mapped[int] = mapped_column(default=0)
+    failed_logins: Mapped[int] = mapped_column(default=0)  # within the window below
+    failures_since: Mapped[dt.datetime | None]  # the first counted failure of the window
     locked_until: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Raised by sign-out, a password reset or disabling: every older session cookie stops working.
+    session_version: Mapped[int] = mapped_column(default=1)
 
 
 class ApiToken(Base):
