@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, text
 from intake.db import Database, upgrade
 from intake.models import Base
 from intake.settings import Settings, load_settings
+from tests.dns_server import LocalDns, Zone
 from tests.helpers import PrivateRedis, Relay
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,10 +115,32 @@ def relay() -> Iterator[Relay]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def local_dns() -> Iterator[LocalDns]:
+    """The run's authoritative DNS server on 127.0.0.1 (UDP and TCP)."""
+    server = LocalDns().start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    """Settings for a test: its own var/ directory and database, no config file."""
+def dns_zone(local_dns: LocalDns) -> Iterator[Zone]:
+    """The DNS server's records, empty at the start of the test (every name: NXDOMAIN)."""
+    local_dns.zone.clear()
+    yield local_dns.zone
+    local_dns.zone.clear()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, local_dns: LocalDns, dns_zone: Zone) -> Settings:
+    """Settings for a test: its own var/ directory and database, no config file. Sender
+    checks are enforced (the default) against the local DNS server, which publishes nothing
+    unless the test says so: mail then gets the verdict none and is accepted."""
     return load_settings(
         env={"INTAKE_CONFIG": str(ROOT / "config" / "intake.toml")},
-        overrides={"var_dir": str(tmp_path / "var"), "database_url": database_url},
+        overrides={
+            "var_dir": str(tmp_path / "var"),
+            "database_url": database_url,
+            "dns_resolver": local_dns.address,
+        },
     )

@@ -27,11 +27,17 @@ from intake.errors import StorageUnavailable
 from intake.models import IntakeRecord
 from intake.pipeline import Decision
 from intake.recorder import BatchRecorder
+from intake.senderauth import Envelope as SenderEnvelope
+from intake.senderauth import SenderVerifier, Verdict, verifier_from_settings
 from intake.settings import Settings
 
 log = logging.getLogger(__name__)
 
 TRY_LATER = "451 4.3.0 The message could not be stored just now; please try again later."
+AUTH_TRY_LATER = (
+    "451 4.7.0 The sender's domain could not be verified just now (DNS); please try again later."
+)
+VERIFIER_THREADS = 16  # verdicts mostly wait for DNS; the recorder never waits for them
 MAX_RECIPIENTS = 50
 MIN_TIMEOUT = 300  # RFC 5321 4.5.3.2: a server waits five minutes for a command
 SLOW_LINK_BYTES_PER_SECOND = 125_000  # 1 Mbit/s
@@ -86,11 +92,16 @@ class IntakeHandler:
         db: Database,
         recorder: BatchRecorder,
         executor: ThreadPoolExecutor,
+        *,
+        verifier: SenderVerifier | None = None,
+        verifier_pool: ThreadPoolExecutor | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.recorder = recorder
         self.executor = executor
+        self.verifier = verifier
+        self.verifier_pool = verifier_pool
         self.support_addresses = frozenset(a.lower() for a in settings.support_addresses)
         self.own = OwnMail.from_settings(settings)
 
@@ -118,22 +129,43 @@ class IntakeHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         try:
-            return await self.accept(envelope.original_content or b"", envelope)
+            return await self.accept(envelope.original_content or b"", envelope, session)
         except StorageUnavailable as exc:
             log.error("storage unavailable, answered 451: %s", exc)
             return TRY_LATER
 
-    async def accept(self, raw: bytes, envelope: Envelope) -> str:
-        """Decide and commit (in the recorder's thread), then answer; a worker does the rest."""
+    async def accept(self, raw: bytes, envelope: Envelope, session: Session | None = None) -> str:
+        """Verify the sender (in a pool of its own, so the recorder never waits for DNS), decide
+        and commit (in the recorder's thread), then answer; a worker does the rest."""
         recipients, mail_from = tuple(envelope.rcpt_tos), envelope.mail_from
+        client_ip = _client_ip(session)
+        mode = self.settings.sender_auth
+        smtp_envelope = SenderEnvelope(client_ip, mail_from or "", _helo(session))
+        verdict = await self.verdict(raw, smtp_envelope)
+        if verdict is not None and verdict.temporary and mode == "enforce":
+            log.info("sender of a message from %s not verified (DNS): 451", client_ip)
+            return AUTH_TRY_LATER
         future = self.recorder.submit(
             lambda: inbound_from_mail(
-                raw, recipients=recipients, envelope_sender=mail_from, own=self.own
+                raw,
+                recipients=recipients,
+                envelope_sender=mail_from,
+                own=self.own,
+                sender_auth=verdict,
+                sender_auth_mode=mode,
+                client_ip=client_ip,
             )
         )
         decision, intake_id = await asyncio.wrap_future(future)
         log.info("intake #%s: %s %s", intake_id, decision.outcome, decision.reason)
         return reply_for(decision)
+
+    async def verdict(self, raw: bytes, envelope: SenderEnvelope) -> Verdict | None:
+        """The verdict on the sender, or None when INTAKE_SENDER_AUTH is off."""
+        if self.verifier is None or self.settings.sender_auth == "off":
+            return None
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.verifier_pool, self.verifier.verify, raw, envelope)
 
     def record_too_large(self, sender: str, recipients: tuple[str, ...]) -> None:
         """A message over the size limit leaves a rejected row too (its bytes are not kept)."""
@@ -154,6 +186,15 @@ class IntakeHandler:
         # Whatever went wrong, the sender keeps the message and tries again: never a 500.
         log.exception("unexpected error in an SMTP session", exc_info=error)
         return TRY_LATER
+
+
+def _client_ip(session: Session | None) -> str:
+    peer = getattr(session, "peer", None)
+    return str(peer[0]) if isinstance(peer, tuple) and peer else ""
+
+
+def _helo(session: Session | None) -> str:
+    return str(getattr(session, "host_name", "") or "")
 
 
 class IntakeSMTP(SMTP):
@@ -241,7 +282,16 @@ class SmtpDoor(Controller):
         # The recorder does the per-message work; this pool only logs oversized messages.
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="smtp-db")
         self.recorder = BatchRecorder(db, on_committed)
-        self.intake_handler = IntakeHandler(settings, db, self.recorder, self.executor)
+        verifying = settings.sender_auth != "off"
+        self.verifier_pool = ThreadPoolExecutor(VERIFIER_THREADS, thread_name_prefix="smtp-auth")
+        self.intake_handler = IntakeHandler(
+            settings,
+            db,
+            self.recorder,
+            self.executor,
+            verifier=verifier_from_settings(settings) if verifying else None,
+            verifier_pool=self.verifier_pool,
+        )
         self.lifetime = lifetime
         super().__init__(
             self.intake_handler,
@@ -268,3 +318,4 @@ class SmtpDoor(Controller):
         super().stop(no_assert=no_assert)
         self.recorder.stop()
         self.executor.shutdown(wait=True)
+        self.verifier_pool.shutdown(wait=True)
