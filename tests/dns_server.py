@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from typing import Any
 
-from dnslib import QTYPE, RCODE, RR, SOA, TXT, A, DNSRecord
+from dnslib import QTYPE, RCODE, RR, SOA, TXT, A, DNSError, DNSRecord
 from dnslib.server import DNSLogger, DNSServer
 
 SILENCE_SECONDS = 5.0  # longer than any verdict waits
@@ -25,6 +24,7 @@ class Zone:
         self.ttl = 300
         self.queries: list[tuple[str, str]] = []
         self.lock = threading.Lock()
+        self.stopping = threading.Event()
 
     def txt(self, name: str, *values: str) -> None:
         self.records[(name.lower(), "TXT")] = list(values)
@@ -46,7 +46,8 @@ class Zone:
             self.queries.append((name, kind))
         reply = request.reply()
         if _under(name, self.silent):
-            time.sleep(SILENCE_SECONDS)  # the client gave up long ago; this answer is lost
+            self.stopping.wait(SILENCE_SECONDS)
+            raise DNSError("silent")  # never answered (dnslib drops the request)
         if _under(name, self.servfail):
             reply.header.rcode = RCODE.SERVFAIL
             return reply
@@ -103,6 +104,7 @@ class LocalDns:
         raise RuntimeError("no free port for the DNS server")
 
     def stop(self) -> None:
+        self.zone.stopping.set()
         for server in self._servers:
             server.stop()
             server.server.server_close()

@@ -1,9 +1,12 @@
 """Authentication-Results from a border server we trust (RFC 8601), read with ``authres``.
 
-A border MTA that checked the mail adds its Authentication-Results above everything the sender
-wrote. Only the topmost Authentication-Results of the message counts, and only when its
-authserv-id is one of INTAKE_TRUSTED_AUTHSERV_IDS: a copy lower down (even one naming a
-trusted id) or one with another id may have come from the sender, and is ignored (§5).
+A border MTA that checked the mail adds its Authentication-Results at the very top, above its
+own Received line and so above everything the sender (or the sender's servers) wrote. Only the
+topmost Authentication-Results counts, only when no Received line stands above it, and only
+when its authserv-id is one of INTAKE_TRUSTED_AUTHSERV_IDS: a copy lower down (even one naming
+a trusted id) or one with another id may have come from the sender, and is ignored (§5).
+The border must remove copies of its own id from mail it receives, as RFC 8601 §5 asks, and
+the door must only be reachable through it.
 """
 
 from __future__ import annotations
@@ -14,8 +17,12 @@ from email.policy import compat32
 
 import authres
 
-# What a receiving server adds above a message; anything else was written by its sender.
-TRACE_HEADERS = frozenset({"received", "return-path", "authentication-results", "received-spf"})
+# What our border adds above its own Received line; a Received line (or anything else) above
+# an Authentication-Results means it was written before the border saw the message.
+BORDER_HEADERS = frozenset(
+    {"return-path", "authentication-results", "arc-seal", "arc-message-signature",
+     "arc-authentication-results", "received-spf", "delivered-to", "x-original-to"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -38,14 +45,14 @@ class BorderResults:
 
 
 def trusted_border_results(raw: bytes, trusted_ids: frozenset[str]) -> BorderResults | None:
-    """The topmost Authentication-Results, when it stands in the trace block at the top and
-    carries a trusted authserv-id; None otherwise."""
+    """The topmost Authentication-Results, when only the border's own headers stand above it
+    and it carries a trusted authserv-id; None otherwise."""
     if not trusted_ids:
         return None
     for name, value in BytesHeaderParser(policy=compat32).parsebytes(raw).items():
         lowered = name.lower()
-        if lowered not in TRACE_HEADERS:
-            return None  # the sender's own headers begin: nothing above them was ours
+        if lowered not in BORDER_HEADERS:
+            return None  # a Received line or the sender's own headers: nothing below is ours
         if lowered == "authentication-results":
             return _parsed_if_trusted(str(value), trusted_ids)
     return None

@@ -212,6 +212,12 @@ def _judged(
         return replace(base, dmarc="pass", policy=policy, explanation=sentence)
     if record is None:  # only a border's verdict gets here without a record of ours
         return replace(base, dmarc="fail", explanation=f"DMARC fails for {domain}: {who}it fails.")
+    if record.policy_for(domain) == "none":
+        sentence = (
+            f"{record.domain} publishes DMARC p=none (monitoring only): nothing is asked of "
+            f"mail from {domain}; nothing aligned ({_what_passed(base)[:-1]})."
+        )
+        return replace(base, dmarc="none", policy="none", explanation=sentence)
     policy = record.applied_policy(domain, raw)
     sentence = (
         f"DMARC fails for {domain} (policy {policy}): {who}neither an SPF pass nor a valid "
