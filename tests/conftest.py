@@ -17,6 +17,7 @@ from intake.models import Base
 from intake.settings import Settings, load_settings
 from tests.dns_server import LocalDns, Zone
 from tests.helpers import PrivateRedis, Relay
+from tests.senderauth_support import Keys, publish_world
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus" / "email"
@@ -129,6 +130,20 @@ def dns_zone(local_dns: LocalDns) -> Iterator[Zone]:
     local_dns.zone.clear()
     yield local_dns.zone
     local_dns.zone.clear()
+
+
+@pytest.fixture(scope="session")
+def keys() -> Keys:
+    """RSA keys made for this run: Acme's, another domain's, a trusted forwarder's and a
+    stranger's (see tests/senderauth_support.py)."""
+    return Keys.generate()
+
+
+@pytest.fixture
+def world(dns_zone: Zone, keys: Keys) -> Zone:
+    """The local DNS server publishing the sender-verification cases' keys and policies."""
+    publish_world(dns_zone, keys)
+    return dns_zone
 
 
 @pytest.fixture

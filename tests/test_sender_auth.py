@@ -20,19 +20,7 @@ from tests.senderauth_support import (
     Keys,
     message,
     publish_dmarc,
-    publish_world,
 )
-
-
-@pytest.fixture(scope="session")
-def keys() -> Keys:
-    return Keys.generate()
-
-
-@pytest.fixture
-def world(dns_zone: Zone, keys: Keys) -> Zone:
-    publish_world(dns_zone, keys)
-    return dns_zone
 
 
 @pytest.fixture
