@@ -209,7 +209,8 @@ def _get_intake() -> Schema:
 
 
 def _get_customer() -> Schema:
-    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    schema = {"type": "string", "minLength": 1, "maxLength": 200}  # as the import file allows
+    name = {"name": "name", "in": "path", "required": True, "schema": schema}
     return {
         "summary": "A customer, with the sender verification its mail gets",
         "parameters": [name],
