@@ -7,9 +7,12 @@ import time
 
 import pytest
 
+from intake.errors import ConfigError
+from intake.import_rows import read_rows
 from intake.senderauth import Envelope, SenderVerifier, Verdict
 from intake.senderauth.dmarc import organisational_domain, parse_record
 from intake.senderauth.resolver import VERDICT_BUDGET, Deadline, DnsTemporaryError, Resolver
+from intake.settings import load_settings
 from tests.dns_server import LocalDns, Zone
 from tests.senderauth_support import (
     BORDER,
@@ -148,3 +151,49 @@ def test_dmarc_records_are_read_by_their_tags() -> None:
     assert record.applied_policy("acme.example", b"any message") == "none"  # left out by pct=0
     assert record.applied_policy("eu.acme.example", b"any message") == "quarantine"
     assert parse_record("acme.example", "v=DMARC1; p=bogus") is None
+
+
+def test_the_import_file_takes_a_customers_own_mode_and_nothing_else() -> None:
+    text = IMPORT.format(mode="monitor") + IMPORT.format(mode="lenient").replace("Acme", "Globex")
+    rows, problems = read_rows(text)
+    assert rows[0].sender_auth == "monitor"
+    assert problems == [
+        "line 9 (customer \"Globex Corp\"): sender_auth: 'lenient' is not one of "
+        "'enforce', 'monitor', 'off'"
+    ]
+    (without,), _ = read_rows(IMPORT.format(mode="x").replace('sender_auth = "x"\n', ""))
+    assert without.sender_auth == ""
+
+
+IMPORT = """
+[[customers]]
+name = "Acme Corp"
+offering = "IXCloud"
+support_start = 2026-01-01
+support_end = 2027-12-31
+sender_auth = "{mode}"
+"""
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [("127.0.0.1:5353", True), ("ns.example", True), ("[::1]:53", True), ("127.0.0.1:0", False),
+     ("127.0.0.1:dns", False), (":53", False)],
+)  # fmt: skip
+def test_the_dns_resolver_setting_is_host_and_port(value: str, accepted: bool) -> None:
+    if accepted:
+        assert load_settings(env={"INTAKE_DNS_RESOLVER": value}).dns_resolver == value
+    else:
+        with pytest.raises(ConfigError, match="dns_resolver"):
+            load_settings(env={"INTAKE_DNS_RESOLVER": value})
+
+
+def test_the_trusted_parties_are_lists_of_names() -> None:
+    settings = load_settings(
+        env={
+            "INTAKE_TRUSTED_AUTHSERV_IDS": "mx1.border.example, MX2.border.example",
+            "INTAKE_TRUSTED_ARC_SEALERS": "lists.example",
+        }
+    )
+    assert settings.trusted_authserv_ids == ("mx1.border.example", "mx2.border.example")
+    assert settings.trusted_arc_sealers == ("lists.example",)
