@@ -6,6 +6,9 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 
 from intake.errors import ConfigError
 from intake.import_rows import read_rows
@@ -197,3 +200,25 @@ def test_the_trusted_parties_are_lists_of_names() -> None:
     )
     assert settings.trusted_authserv_ids == ("mx1.border.example", "mx2.border.example")
     assert settings.trusted_arc_sealers == ("lists.example",)
+
+
+HEADERS = st.sampled_from(
+    [b"From: ", b"DKIM-Signature: ", b"ARC-Seal: ", b"ARC-Message-Signature: ", b"l=",
+     b"Authentication-Results: ", b"ARC-Authentication-Results: i=1; ", b"v=1; a=rsa-sha256; ",
+     b"d=acme.example; s=s1; h=from; bh=; b=", b"i=1; cv=none; ", b"\r\n", b"\r\n\r\n", b"@",
+     b";", b"=", b" ", b"\r\n\t"]
+)  # fmt: skip
+
+
+@examples(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(parts=st.lists(HEADERS | st.binary(max_size=40), max_size=40))
+def test_any_bytes_get_a_verdict_and_never_a_pass(
+    parts: list[bytes], verifier: SenderVerifier
+) -> None:
+    """Broken or hostile headers never crash the check (which would answer 451 for ever) and
+    never make a message pass for acme.example."""
+    raw = b"From: ada@acme.example\r\n" + b"".join(parts)
+    verdict = verifier.verify(raw, Envelope(OTHER_IP, "ada@acme.example"))
+    assert verdict.dmarc in ("fail", "none", "temperror")
+    if verdict.from_domain == "acme.example":
+        assert verdict.dmarc == "fail" and verdict.fails_policy

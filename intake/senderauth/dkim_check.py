@@ -61,8 +61,12 @@ class _TxtLookup:
 
 
 def check_dkim(raw: bytes, resolver: Resolver, deadline: Deadline) -> list[DkimSignature]:
-    """Every DKIM-Signature of the message, topmost first, each verified on its own."""
-    message = dkim.DKIM(raw, logger=_QUIET)
+    """Every DKIM-Signature of the message, topmost first, each verified on its own. A message
+    dkimpy cannot read has no signature that counts (a failure, never a pass)."""
+    try:
+        message = dkim.DKIM(raw, logger=_QUIET)
+    except Exception:
+        return []
     count = sum(1 for name, _ in message.headers if name.lower() == b"dkim-signature")
     return [_verify_one(raw, message, i, resolver, deadline) for i in range(count)]
 
@@ -73,7 +77,7 @@ def _verify_one(
     lookup = _TxtLookup(resolver, deadline)
     try:
         valid = bool(message.verify(idx=index, dnsfunc=lookup))
-    except dkim.DKIMException:
+    except Exception:  # dkimpy's own errors, and whatever a hostile signature provokes
         valid = False
     fields = _signature_fields(message, index)
     domain = fields.get(b"d", b"").decode("ascii", "replace").lower()
@@ -102,7 +106,10 @@ def _covers_less_than_body(message: dkim.DKIM, fields: dict[bytes, bytes]) -> bo
 def check_arc(raw: bytes, resolver: Resolver, deadline: Deadline) -> ArcChain:
     """The chain's validation (cv) and who sealed it last, with what that sealer found."""
     lookup = _TxtLookup(resolver, deadline)
-    cv, instances, reason = dkim.arc_verify(raw, logger=_QUIET, dnsfunc=lookup)
+    try:
+        cv, instances, reason = dkim.arc_verify(raw, logger=_QUIET, dnsfunc=lookup)
+    except Exception as exc:  # a chain dkimpy cannot even read vouches for nothing
+        return ArcChain("fail", reason=f"unreadable ARC headers ({type(exc).__name__})")
     if lookup.failures:
         raise DnsTemporaryError(lookup.failures[0])
     result = (cv or b"fail").decode("ascii").lower()
@@ -115,7 +122,7 @@ def check_arc(raw: bytes, resolver: Resolver, deadline: Deadline) -> ArcChain:
 
 def _newest_results(raw: bytes, instance: int) -> str:
     """The ARC-Authentication-Results of ``instance`` (unfolded, ``i=N;`` removed)."""
-    headers = dkim.DKIM(raw, logger=_QUIET).headers
+    headers = dkim.DKIM(raw, logger=_QUIET).headers  # it was read once already: it parses
     for name, value in headers:
         if name.lower() != b"arc-authentication-results":
             continue

@@ -38,10 +38,15 @@ def check_spf(
     if not client_ip or not domain:
         return SpfResult("none", domain, "no connecting address or sender domain to check")
     sender = mail_from if "@" in mail_from else f"postmaster@{domain}"
-    with _answering_through(resolver, deadline):
-        result, _code, reason = spf.query(
-            i=client_ip, s=sender, h=helo or domain, timeout=deadline.remaining()
-        ).check()
+    try:
+        with _answering_through(resolver, deadline):
+            result, _code, reason = spf.query(
+                i=client_ip, s=sender, h=helo or domain, timeout=deadline.remaining()
+            ).check()
+    except DnsTemporaryError as exc:  # the budget ran out before pyspf asked anything
+        return SpfResult("temperror", domain, str(exc))
+    except Exception as exc:  # pyspf refusing an address or name it cannot read
+        return SpfResult("permerror", domain, f"{type(exc).__name__}: {exc}")
     return SpfResult(str(result), domain, str(reason))
 
 

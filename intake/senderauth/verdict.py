@@ -135,6 +135,9 @@ class SenderVerifier:
         evidence = self._evidence(raw, envelope, from_domain, deadline)
         record = find_record(self.resolver, from_domain, deadline)
         verdict = _dmarc_verdict(evidence, record, raw)
+        if verdict.dmarc == "fail" and "temperror" in (verdict.spf, verdict.dkim):
+            # What could not be looked up might have passed: only a retry can tell.
+            raise DnsTemporaryError(f"SPF {verdict.spf}, DKIM {verdict.dkim} for {from_domain}")
         if verdict.dmarc == "fail" and self.trusted_arc_sealers:
             verdict = self._vouched_by_arc(raw, verdict, deadline)
         return _with_envelope(verdict, envelope)
@@ -152,8 +155,6 @@ class SenderVerifier:
             spf = check_spf(
                 self.resolver, deadline, envelope.client_ip, envelope.mail_from, envelope.helo
             )
-        if spf.result == "temperror" and not any(s.passes for s in signatures):
-            raise DnsTemporaryError(f"SPF of {spf.domain}: {spf.reason}")
         return _Evidence(from_domain, spf, signatures, border)
 
     def _vouched_by_arc(self, raw: bytes, verdict: Verdict, deadline: Deadline) -> Verdict:
@@ -235,6 +236,8 @@ def _aligned_how(verdict: Verdict) -> str:
 def _what_passed(verdict: Verdict) -> str:
     spf = f"SPF {verdict.spf}" + (f" for {verdict.spf_domain}" if verdict.spf_domain else "")
     domains = ", ".join(dict.fromkeys(verdict.dkim_domains)) or "no signature"
+    if verdict.dkim == "policy":
+        return f"{spf}; the DKIM signature of {domains} covers only part of the body (l=)."
     return f"{spf}, DKIM {verdict.dkim} ({domains})."
 
 
