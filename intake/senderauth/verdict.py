@@ -119,7 +119,7 @@ class SenderVerifier:
             return _with_envelope(
                 Verdict(
                     "temperror", "temperror", "temperror", "none", "", "",
-                    f"DNS could not answer in time ({exc}); the sender should try again later.",
+                    f"DNS could not answer ({exc}); the sender should try again later.",
                     from_domain,
                 ),
                 envelope,
@@ -196,7 +196,9 @@ def _dmarc_verdict(evidence: _Evidence, record: DmarcRecord | None, raw: bytes) 
     if aligned_domain:
         return _judged(base, record, raw, passed=True)
     if record is None:
-        sentence = f"{from_domain} publishes no DMARC policy; nothing aligned " + _what_passed(base)
+        sentence = f"{from_domain} publishes no DMARC policy; nothing aligned: " + _what_passed(
+            base
+        )
         return replace(base, explanation=sentence)
     return _judged(base, record, raw, passed=False)
 
@@ -207,16 +209,20 @@ def _judged(
     domain = base.from_domain
     who = f"the border server {by} found that " if by else ""
     if passed:
-        how = f"aligned {_aligned_how(base)}" if base.aligned_domain else "DMARC passing"
+        how = f"aligned {_aligned_how(base)}"
+        if by:
+            how = f"the border server {by} found it passing" + (
+                f" ({how})" if base.aligned_domain else ""
+            )
         policy = record.policy_for(domain) if record else ""
-        sentence = f"DMARC passes for {domain}: {who}{how}."
+        sentence = f"DMARC passes for {domain}: {how}."
         return replace(base, dmarc="pass", policy=policy, explanation=sentence)
     if record is None:  # only a border's verdict gets here without a record of ours
         return replace(base, dmarc="fail", explanation=f"DMARC fails for {domain}: {who}it fails.")
     if record.policy_for(domain) == "none":
         sentence = (
             f"{record.domain} publishes DMARC p=none (monitoring only): nothing is asked of "
-            f"mail from {domain}; nothing aligned ({_what_passed(base)[:-1]})."
+            f"mail from {domain}. Nothing aligned: {_what_passed(base)}"
         )
         return replace(base, dmarc="none", policy="none", explanation=sentence)
     policy = record.applied_policy(domain, raw)
