@@ -222,3 +222,11 @@ def test_any_bytes_get_a_verdict_and_never_a_pass(
     assert verdict.dmarc in ("fail", "none", "temperror")
     if verdict.from_domain == "acme.example":
         assert verdict.dmarc == "fail" and verdict.fails_policy
+
+
+@pytest.mark.parametrize(
+    "domain", ["m\ufffd\ufffdchine.example", "a..b.example", "x" * 64 + ".example", "-.example"]
+)
+def test_a_name_that_cannot_exist_has_no_records(local_dns: LocalDns, domain: str) -> None:
+    """Not a DNS failure: mail from such a From domain must not be answered 451 for ever."""
+    assert Resolver(local_dns.address).txt(f"_dmarc.{domain}", Deadline.after()) == ()

@@ -84,8 +84,12 @@ class Resolver:
 
     def _ask(self, name: str, rdtype: str, deadline: Deadline) -> tuple[Records, float]:
         try:
+            qname = dns.name.from_text(name)
+        except dns.exception.DNSException:  # too long, empty labels, not IDNA: no such name
+            return (), NEGATIVE_TTL
+        try:
             answer = self._resolver.resolve(
-                name, rdtype, lifetime=deadline.remaining(), search=False, raise_on_no_answer=False
+                qname, rdtype, lifetime=deadline.remaining(), search=False, raise_on_no_answer=False
             )
         except dns.resolver.NXDOMAIN as exc:
             responses = exc.kwargs.get("responses") or {}
