@@ -6,6 +6,7 @@ evidence, a release that opens the request, and a customer's own mode from the i
 from __future__ import annotations
 
 import smtplib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from intake.accounts import add_staff, create_token
 from intake.importer import import_file
 from intake.settings import Settings
 from tests.dns_server import Zone
-from tests.helpers import Relay, add_contact
+from tests.helpers import Relay, add_contact, wait_for
 from tests.hygiene_support import Gateway, gateway_for
 from tests.senderauth_support import Keys, dkim_signed, message
 from tests.web_support import PASSWORD, sign_in
@@ -209,3 +210,25 @@ sender_auth = "monitor"
   role = "technical"
   available_24x7 = true
 """
+
+
+def test_a_slow_name_server_holds_up_only_its_own_message(enforcing: Gateway, world: Zone) -> None:
+    """Verdicts run beside the writer thread: while one message waits for a name server that
+    never answers, a message on another connection is verified, stored and answered."""
+    world.silent.add("silent.example")
+    finished: list[str] = []
+
+    def send_slow() -> None:
+        with pytest.raises(smtplib.SMTPDataError):
+            enforcing.send(message("Ada <ada@silent.example>"), sender="ada@silent.example")
+        finished.append("slow")
+
+    slow = threading.Thread(target=send_slow)
+    slow.start()
+    wait_for(lambda: any(name.endswith("silent.example") for name, _ in world.queries), 10)
+    enforcing.send(message(subject="Meanwhile"), sender="ada@acme.example")  # SPF fails: held
+    finished.append("quick")
+    slow.join(timeout=10)
+    assert finished == ["quick", "slow"]
+    (row,) = enforcing.rows()
+    assert row.subject == "Meanwhile"
