@@ -62,6 +62,7 @@ def gateway_server(args: argparse.Namespace, port: int) -> tuple[Any, list]:
             "smtp_host": "127.0.0.1",
             "smtp_port": port,
             "sender_auth": args.sender_auth,
+            "dns_resolver": args.dns_resolver,
             "ack_limit": "1000000/hour",
         },
     )
@@ -99,6 +100,7 @@ def main() -> None:
     parser.add_argument("--redis-url")
     parser.add_argument("--var-dir")
     parser.add_argument("--sender-auth", default="off")
+    parser.add_argument("--dns-resolver", default="", help="host:port of the name server")
     args = parser.parse_args()
     port = free_port()
     server, cleanups = bare_server(port) if args.mode == "bare" else gateway_server(args, port)

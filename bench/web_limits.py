@@ -51,7 +51,7 @@ def start_web(home: Path) -> tuple[int, subprocess.Popen[bytes]]:
     env = dict(os.environ) | {
         "INTAKE_CONFIG": str(ROOT / "config" / "intake.toml"),
         "INTAKE_VAR_DIR": str(home / "var"),
-        "INTAKE_DATABASE_URL": f"sqlite:///{home / 'var' / 'intake.store.db'}",
+        "INTAKE_DATABASE_URL": f"sqlite:///{home / 'var' / 'intake.db'}",
         "INTAKE_REDIS_URL": "redis://127.0.0.1:6379/11",
         "INTAKE_SECRET_KEY": "bench-secret-key-of-forty-bytes-or-so-ok",
         "INTAKE_WEB_PORT": str(port),

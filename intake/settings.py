@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from intake.errors import ConfigError
+from parsers.addresses import split_server
 
 ENV_PREFIX = "INTAKE_"
 # Twilio's variables keep Twilio's own names in the environment.
@@ -75,7 +76,9 @@ class Settings:
     ack_from: str = "support@intake.localhost"
     imap_url: str = ""
     sender_auth: str = "enforce"
-    dns_resolver: str = ""
+    dns_resolver: str = ""  # host[:port] of the name server for sender checks; empty: the system's
+    trusted_authserv_ids: tuple[str, ...] = ()  # border servers whose Authentication-Results count
+    trusted_arc_sealers: tuple[str, ...] = ()  # forwarders whose ARC seal may vouch for a message
     ack_limit: str = "20/hour"
     secret_key: str = ""  # empty: generated into var/ on first start
     max_message_size: int = 25 * 1024 * 1024
@@ -214,6 +217,7 @@ def _validated(s: Settings) -> Settings:
     _check_choice("log_format", s.log_format, LOG_FORMATS)
     _check_choice("refusals", s.refusals, REFUSAL_MODES)
     _check_smtp_limits(s)
+    _check_dns_resolver(s.dns_resolver)
     if not re.fullmatch(r"[1-9]\d*/(minute|hour|day)", s.ack_limit):
         raise ConfigError(f"Setting 'ack_limit' must look like '20/hour', not {s.ack_limit!r}.")
     if not s.support_addresses or not all("@" in a for a in s.support_addresses):
@@ -244,6 +248,18 @@ def _check_smtp_limits(s: Settings) -> None:
         raise ConfigError(
             f"Setting 'smtp_hostname' must be a host name (letters, digits, dots and hyphens), "
             f"not {s.smtp_hostname!r}."
+        )
+
+
+def _check_dns_resolver(server: str) -> None:
+    """``host[:port]``: a host name or address, and a port when one is given."""
+    try:
+        host, port = split_server(server) if server else ("-", 53)
+    except ValueError:
+        host, port = "", 0
+    if not host or not 1 <= port <= 65535:
+        raise ConfigError(
+            f"Setting 'dns_resolver' must look like 'host' or 'host:port'; got {server!r}."
         )
 
 

@@ -60,3 +60,14 @@ def _addresses(value: str) -> list[tuple[str, str]]:
 
 def _name(raw: str) -> str:
     return collapse(decode_words(raw))[:NAME_CAP]
+
+
+def split_server(server: str) -> tuple[str, int]:
+    """``host[:port]`` (``[v6]:port`` for an IPv6 address) to host and port (53 by default)."""
+    if server.startswith("["):
+        host, _, rest = server[1:].partition("]")
+        return host, int(rest.lstrip(":") or 53)
+    if server.count(":") == 1:
+        host, _, port = server.partition(":")
+        return host, int(port)
+    return server, 53

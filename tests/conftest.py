@@ -15,7 +15,9 @@ from sqlalchemy import create_engine, text
 from intake.settings import Settings, load_settings
 from intake.store.db import Database, upgrade
 from intake.store.models import Base
+from tests.dns_server import LocalDns, Zone
 from tests.helpers import PrivateRedis, Relay
+from tests.senderauth_support import Keys, publish_world
 
 ROOT = Path(__file__).resolve().parent.parent
 # The real-world mail corpus the breadth tests read: about a thousand messages kept
@@ -155,10 +157,46 @@ def relay() -> Iterator[Relay]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def local_dns() -> Iterator[LocalDns]:
+    """The run's authoritative DNS server on 127.0.0.1 (UDP and TCP)."""
+    server = LocalDns().start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    """Settings for a test: its own var/ directory and database, no config file."""
+def dns_zone(local_dns: LocalDns) -> Iterator[Zone]:
+    """The DNS server's records, empty at the start of the test (every name: NXDOMAIN)."""
+    local_dns.zone.clear()
+    yield local_dns.zone
+    local_dns.zone.clear()
+
+
+@pytest.fixture(scope="session")
+def keys() -> Keys:
+    """RSA keys made for this run: Acme's, another domain's, a trusted forwarder's and a
+    stranger's (see tests/senderauth_support.py)."""
+    return Keys.generate()
+
+
+@pytest.fixture
+def world(dns_zone: Zone, keys: Keys) -> Zone:
+    """The local DNS server publishing the sender-verification cases' keys and policies."""
+    publish_world(dns_zone, keys)
+    return dns_zone
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, local_dns: LocalDns, dns_zone: Zone) -> Settings:
+    """Settings for a test: its own var/ directory and database, no config file. Sender
+    checks are enforced (the default) against the local DNS server, which publishes nothing
+    unless the test says so: mail then gets the verdict none and is accepted."""
     return load_settings(
         env={"INTAKE_CONFIG": str(ROOT / "config" / "intake.toml")},
-        overrides={"var_dir": str(tmp_path / "var"), "database_url": database_url},
+        overrides={
+            "var_dir": str(tmp_path / "var"),
+            "database_url": database_url,
+            "dns_resolver": local_dns.address,
+        },
     )

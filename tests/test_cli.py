@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import smtplib
+import sqlite3
 import subprocess
 import sys
 import urllib.request
@@ -21,7 +22,9 @@ from click.testing import CliRunner
 from intake.cli import cli
 from intake.store.db import alembic_config
 from tests.conftest import ROOT
+from tests.dns_server import LocalDns, Zone
 from tests.helpers import free_port, make_mail, wait_for
+from tests.senderauth_support import publish_dmarc
 
 COMMANDS = [
     [],
@@ -38,13 +41,15 @@ COMMANDS = [
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    """An environment of its own: a config copy, var/ and a SQLite database under tmp_path."""
+def env(tmp_path: Path, local_dns: LocalDns, dns_zone: Zone) -> dict[str, str]:
+    """An environment of its own: a config copy, var/ and a SQLite database under tmp_path;
+    sender checks ask the tests' DNS server, which publishes nothing (no outside DNS)."""
     shutil.copytree(ROOT / "config", tmp_path / "config")
     return {
         "INTAKE_CONFIG": str(tmp_path / "config" / "intake.toml"),
         "INTAKE_VAR_DIR": str(tmp_path / "var"),
         "INTAKE_DATABASE_URL": f"sqlite:///{tmp_path / 'var' / 'intake.db'}",
+        "INTAKE_DNS_RESOLVER": local_dns.address,
     }
 
 
@@ -101,11 +106,16 @@ def test_a_bad_import_file_lists_every_problem_and_writes_nothing(
 
 
 @pytest.fixture
-def demo(tmp_path: Path) -> Iterator[tuple[int, int, Path]]:
-    """`intake run --demo` as a new user starts it, in a directory of its own."""
+def demo(tmp_path: Path, local_dns: LocalDns, dns_zone: Zone) -> Iterator[tuple[int, int, Path]]:
+    """`intake run --demo` as a new user starts it, in a directory of its own (its sender
+    checks ask the tests' DNS server, which publishes nothing)."""
     shutil.copytree(ROOT / "config", tmp_path / "config")
     smtp_port, web_port = free_port(), free_port()
-    env = dict(os.environ) | {"INTAKE_SMTP_PORT": str(smtp_port), "INTAKE_WEB_PORT": str(web_port)}
+    env = dict(os.environ) | {
+        "INTAKE_SMTP_PORT": str(smtp_port),
+        "INTAKE_WEB_PORT": str(web_port),
+        "INTAKE_DNS_RESOLVER": local_dns.address,
+    }
     for name in ("INTAKE_REDIS_URL", "INTAKE_DATABASE_URL", "INTAKE_CONFIG"):
         env.pop(name, None)
     process = subprocess.Popen(
@@ -153,3 +163,25 @@ def test_the_demo_takes_a_mail_and_acknowledges_it(demo: tuple[int, int, Path]) 
     text = ack.read_text(encoding="utf-8")
     assert "Subject: [SR-000001] Received: [Sev1] Nothing loads" in text
     assert "Response goal:  1 hour around the clock" in text
+
+
+def test_the_demo_only_records_sender_checks(demo: tuple[int, int, Path], dns_zone: Zone) -> None:
+    """acme.example publishes p=reject and the mail carries no signature: enforce would hold
+    it, the demo's monitor records the failure and opens the request."""
+    publish_dmarc(dns_zone, "acme.example", "v=DMARC1; p=reject")
+    smtp_port, web_port, home = demo
+    wait_for(partial(_health, web_port), timeout=60)
+
+    def send() -> bool:
+        try:
+            with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as client:
+                client.send_message(make_mail("ada@acme.example", "Unsigned"))
+        except OSError:
+            return False
+        return True
+
+    wait_for(send, timeout=60, interval=0.5)
+    with sqlite3.connect(home / "var" / "intake.db") as connection:
+        ((outcome, auth),) = connection.execute("SELECT outcome, auth FROM intake_log").fetchall()
+    assert outcome == "accepted"
+    assert json.loads(auth)["dmarc"] == "fail"

@@ -149,11 +149,11 @@ def test_strict_transport_security_only_behind_https(
 
 
 def test_a_new_sqlite_database_and_its_folder_are_private(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'var' / 'intake.store.db'}")
+    db = Database(f"sqlite:///{tmp_path / 'var' / 'intake.db'}")
     try:
         with db.engine.connect():
             pass
     finally:
         db.dispose()
     assert stat.S_IMODE((tmp_path / "var").stat().st_mode) == 0o700
-    assert stat.S_IMODE((tmp_path / "var" / "intake.store.db").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "var" / "intake.db").stat().st_mode) == 0o600

@@ -44,7 +44,7 @@ def environment(home: Path, **settings: str) -> dict[str, str]:
     env |= {
         "INTAKE_CONFIG": str(home / "config" / "intake.toml"),
         "INTAKE_VAR_DIR": str(home / "var"),
-        "INTAKE_DATABASE_URL": f"sqlite:///{home / 'var' / 'intake.store.db'}",
+        "INTAKE_DATABASE_URL": f"sqlite:///{home / 'var' / 'intake.db'}",
         "INTAKE_SMTP_PORT": str(free_port()),
         "INTAKE_WEB_PORT": str(free_port()),
     }
@@ -86,7 +86,7 @@ def listener() -> Iterator[int]:
 
 @pytest.fixture
 def migrated(home: Path) -> Path:
-    upgrade(f"sqlite:///{home / 'var' / 'intake.store.db'}")
+    upgrade(f"sqlite:///{home / 'var' / 'intake.db'}")
     return home
 
 

@@ -29,7 +29,7 @@ WebServer = Callable[..., tuple[int, subprocess.Popen[bytes]]]
 def web_server(tmp_path: Path, redis_url: str) -> Iterator[WebServer]:
     """Start `intake web` as an operator would, with extra INTAKE_* settings; stop it after."""
     shutil.copytree(ROOT / "config", tmp_path / "config")
-    url = f"sqlite:///{tmp_path / 'var' / 'intake.store.db'}"
+    url = f"sqlite:///{tmp_path / 'var' / 'intake.db'}"
     upgrade(url)
     processes: list[subprocess.Popen[bytes]] = []
 

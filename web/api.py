@@ -28,6 +28,7 @@ from intake.ops.health import component_status, degraded_reasons
 from intake.store.intake_log import OUTCOMES
 from intake.store.models import (
     Contact,
+    Customer,
     IntakeRecord,
     ServiceRequest,
     format_request_number,
@@ -36,7 +37,13 @@ from intake.store.models import (
 from web import search, services
 from web.auth import require_staff_or_token
 from web.errors import API_PREFIX, json_response
-from web.serialize import intake_json, request_detail_json, request_json
+from web.serialize import (
+    customer_json,
+    intake_detail_json,
+    intake_json,
+    request_detail_json,
+    request_json,
+)
 
 bp = Blueprint("api", __name__, url_prefix=API_PREFIX)
 PUBLIC_ENDPOINTS = frozenset({"api.health"})
@@ -154,6 +161,26 @@ def list_intake() -> Response:
             .limit(limit + 1)
         )
         return page_response(session.scalars(stmt).all(), limit, intake_json)
+
+
+@bp.get("/intake/<int:intake_id>")
+def get_intake(intake_id: int) -> Response:
+    """One intake entry with its decision and the verdict on its sender."""
+    with services().db.sessions() as session:
+        row = session.get(IntakeRecord, intake_id) if intake_id <= MAX_ID else None
+        if row is None:
+            raise NotFound(f"There is no intake entry #{intake_id}.")
+        return jsonify(intake_detail_json(row))
+
+
+@bp.get("/customers/<name>")
+def get_customer(name: str) -> Response:
+    """A customer by name, with the sender verification its mail gets."""
+    with services().db.sessions() as session:
+        customer = session.scalar(select(Customer).where(Customer.name == name))
+        if customer is None:
+            raise NotFound(f"There is no customer named {name!r}.")
+        return jsonify(customer_json(customer, services().settings.sender_auth))
 
 
 def request_id_or_404(number: str) -> int:

@@ -82,7 +82,14 @@ def _page(conditions: list[ColumnElement[bool]]) -> tuple[list[IntakeRecord], st
         rows = session.scalars(
             select(IntakeRecord)
             .where(*conditions)
-            .options(load_only(*api.INTAKE_LIST_COLUMNS, IntakeRecord.detail, IntakeRecord.state))
+            .options(
+                load_only(
+                    *api.INTAKE_LIST_COLUMNS,
+                    IntakeRecord.detail,
+                    IntakeRecord.state,
+                    IntakeRecord.auth,
+                )
+            )
             .order_by(IntakeRecord.received_at.desc(), IntakeRecord.id.desc())
             .limit(limit + 1)
         ).all()

@@ -12,6 +12,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from intake import __version__
+from intake.settings import SENDER_AUTH_MODES
 from intake.store.intake_log import OUTCOMES
 from web.api import CHANNELS, MAX_LIMIT, REQUEST_STATUSES, SEVERITIES
 from web.errors import API_PREFIX
@@ -112,6 +113,8 @@ def _paths() -> Schema:
         "/api/requests/{number}/severity": {"post": _change_severity()},
         "/api/requests/{number}/escalations": {"post": _escalate()},
         "/api/intake": {"get": _list_intake()},
+        "/api/intake/{id}": {"get": _get_intake()},
+        "/api/customers/{name}": {"get": _get_customer()},
         "/api/intake/{id}/release": {"post": _release()},
         "/api/intake/{id}/discard": {"post": _discard()},
     }
@@ -198,6 +201,24 @@ def _list_intake() -> Schema:
     }
 
 
+def _get_intake() -> Schema:
+    return {
+        "summary": "One intake entry: its decision and the verdict on its sender (auth)",
+        "parameters": [_intake_id_parameter()],
+        "responses": {"200": _json(_ref("IntakeDetail"), "The entry."), **_errors(404)},
+    }
+
+
+def _get_customer() -> Schema:
+    schema = {"type": "string", "minLength": 1, "maxLength": 200}  # as the import file allows
+    name = {"name": "name", "in": "path", "required": True, "schema": schema}
+    return {
+        "summary": "A customer, with the sender verification its mail gets",
+        "parameters": [name],
+        "responses": {"200": _json(_ref("Customer"), "The customer."), **_errors(404)},
+    }
+
+
 def _release() -> Schema:
     return {
         "summary": "Release a quarantined message: it becomes a request (a worker opens it)",
@@ -257,6 +278,16 @@ def _schemas() -> Schema:
         "request": _nullable("string", pattern="^SR-[0-9]{6,}$"),
     }
     next_cursor = _nullable("string")
+    auth = dict.fromkeys(("dmarc", "spf", "dkim", "arc", "aligned_domain", "explanation"), text)
+    modes = {"type": "string", "enum": list(SENDER_AUTH_MODES)}
+    customer = {
+        "name": text,
+        "offering": text,
+        "support_start": {"type": "string", "format": "date"},
+        "support_end": {"type": "string", "format": "date"},
+        "sender_auth": modes,
+        "sender_auth_override": {"type": "boolean"},
+    }
     return {
         "Error": _object({"error": _object({"code": text, "message": text})}),
         "Health": {
@@ -276,6 +307,11 @@ def _schemas() -> Schema:
             {"items": {"type": "array", "items": _ref("Request")}, "next": next_cursor}
         ),
         "IntakeItem": _object(intake),
+        "IntakeDetail": _object(
+            intake
+            | {"detail": text, "state": text, "auth": {"oneOf": [_object(auth), {"type": "null"}]}}
+        ),
+        "Customer": _object(customer),
         "IntakePage": _object(
             {"items": {"type": "array", "items": _ref("IntakeItem")}, "next": next_cursor}
         ),

@@ -9,8 +9,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from intake.senderauth import Verdict
 from intake.store.models import (
     Contact,
+    Customer,
     IntakeRecord,
     RequestEvent,
     ServiceRequest,
@@ -54,6 +56,26 @@ def request_detail_json(sr: ServiceRequest) -> Json:
 
 def event_json(event: RequestEvent) -> Json:
     return {"type": event.type, "at": iso(event.at), "detail": event.detail}
+
+
+def intake_detail_json(record: IntakeRecord) -> Json:
+    """One intake entry with its decision's detail and the verdict on its sender (``auth``:
+    null where the sender was not checked, as for calls or with INTAKE_SENDER_AUTH off)."""
+    auth = Verdict.from_json(record.auth).api_json() if record.auth else None
+    return intake_json(record) | {"detail": record.detail, "state": record.state, "auth": auth}
+
+
+def customer_json(customer: Customer, default_sender_auth: str) -> Json:
+    """A customer; ``sender_auth`` is the mode its mail is checked under (its own where the
+    import file set one, else INTAKE_SENDER_AUTH's)."""
+    return {
+        "name": customer.name,
+        "offering": customer.offering,
+        "support_start": customer.support_start.isoformat(),
+        "support_end": customer.support_end.isoformat(),
+        "sender_auth": customer.sender_auth or default_sender_auth,
+        "sender_auth_override": bool(customer.sender_auth),
+    }
 
 
 def intake_json(record: IntakeRecord) -> Json:

@@ -19,7 +19,10 @@ from parsers.phones import normalise_phone
 
 OFFERINGS = ("IXCloud", "IXCloud Hybrid")
 ROLES = ("technical", "end_user")
-CUSTOMER_KEYS = frozenset({"name", "offering", "support_start", "support_end", "contacts"})
+CUSTOMER_KEYS = frozenset(
+    {"name", "offering", "support_start", "support_end", "sender_auth", "contacts"}
+)
+SENDER_AUTH_MODES = ("enforce", "monitor", "off")
 CONTACT_KEYS = frozenset(
     {"name", "email", "emails", "phone", "role", "pin", "available_24x7", "active", "replaces"}
 )
@@ -54,6 +57,7 @@ class CustomerRow:
     support_start: dt.date
     support_end: dt.date
     contacts: tuple[ContactRow, ...]
+    sender_auth: str = ""  # the customer's own INTAKE_SENDER_AUTH; empty: the setting's
 
 
 def read_rows(text: str) -> tuple[list[CustomerRow], list[str]]:
@@ -120,6 +124,7 @@ def _read_customer(
             _read_contact(Table(c, "contact", headers.contact(index, j), problems))
             for j, c in enumerate(contacts or [])
         ),
+        sender_auth=fields.text("sender_auth", SENDER_AUTH_MODES) if "sender_auth" in table else "",
     )
 
 

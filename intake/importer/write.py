@@ -70,6 +70,7 @@ def _write_customer(
         "offering": row.offering,
         "support_start": row.support_start,
         "support_end": row.support_end,
+        "sender_auth": row.sender_auth,
     }
     customer = existing.customers.get(row.name)
     if customer is None:

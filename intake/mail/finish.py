@@ -19,6 +19,7 @@ from intake.mail.attachments import keep_attachments
 from intake.mail.bounces import learn_from_bounce
 from intake.policy import Policy
 from intake.requests.opening import append_message, open_request
+from intake.senderauth import Verdict
 from intake.settings import Settings
 from intake.store.models import REOPENABLE, Contact, IntakeRecord, RequestEvent, ServiceRequest
 from parsers import (
@@ -107,7 +108,12 @@ def _append(session: Session, row: IntakeRecord, content: MessageContent) -> Non
 def _extras(session: Session, row: IntakeRecord, content: MessageContent) -> dict[str, Any]:
     """The files kept from the message and its sanitised HTML, for an event's detail."""
     extras = keep_attachments(session, row.id, content.attachments)
-    return extras | ({"html": content.html} if content.html else {})
+    return extras | ({"html": content.html} if content.html else {}) | _sender_auth(row)
+
+
+def _sender_auth(row: IntakeRecord) -> dict[str, Any]:
+    """The verdict on the message's sender, as the request's timeline shows it."""
+    return {"auth": Verdict.from_json(row.auth).api_json()} if row.auth else {}
 
 
 def _describe_in_created_event(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from intake.outbox.links import verified_numbers
 from intake.pipeline.inbound import InboundMessage
+from intake.senderauth import Verdict
 from intake.settings import Settings
 from parsers import (
     HeaderSummary,
@@ -54,8 +55,14 @@ def inbound_from_mail(
     recipients: tuple[str, ...] = (),
     envelope_sender: str | None = None,
     own: OwnMail = NOTHING_OWN,
+    sender_auth: Verdict | None = None,
+    sender_auth_mode: str = "off",
+    client_ip: str = "",
 ) -> InboundMessage:
-    """The InboundMessage of ``raw``; a null envelope sender marks it as a bounce."""
+    """The InboundMessage of ``raw``; a null envelope sender marks it as a bounce.
+
+    ``sender_auth`` is the door's verdict on the sender, checked under ``sender_auth_mode``.
+    """
     headers = read_headers(raw)
     return InboundMessage(
         channel="email",
@@ -71,6 +78,10 @@ def inbound_from_mail(
         request_numbers=_request_numbers(headers, recipients, own),
         automatic=_automatic(headers, envelope_sender, own),
         category=end_user_category(headers.subject),
+        sender_auth=sender_auth,
+        sender_auth_mode=sender_auth_mode,
+        client_ip=client_ip,
+        envelope_sender=envelope_sender or "",
     )
 
 

@@ -35,6 +35,8 @@ from intake.mail.smtp_limits import OVER_IN_FLIGHT, SessionLimits
 from intake.mail.smtp_replies import help_reply, with_enhanced_code
 from intake.pipeline.recorder import BatchRecorder
 from intake.pipeline.steps import Decision
+from intake.senderauth import Envelope as SenderEnvelope
+from intake.senderauth import SenderVerifier, Verdict, verifier_from_settings
 from intake.settings import Settings
 from intake.store.db import Database
 from intake.store.models import IntakeRecord
@@ -45,6 +47,10 @@ TRY_LATER = "451 4.3.0 The message could not be stored just now; please try agai
 # A client that closed or reset its connection mid-session: no bug, nobody left to answer.
 CLIENT_GONE = (ConnectionError, asyncio.IncompleteReadError)
 BANNER_IDENT = "ESMTP"  # the greeting's word after the host name: no software, no version
+AUTH_TRY_LATER = (
+    "451 4.7.0 The sender's domain could not be verified just now (DNS); please try again later."
+)
+VERIFIER_THREADS = 16  # verdicts mostly wait for DNS; the recorder never waits for them
 MAX_RECIPIENTS = 50
 MIN_TIMEOUT = 300  # RFC 5321 4.5.3.2: a server waits five minutes for a command
 SLOW_LINK_BYTES_PER_SECOND = 125_000  # 1 Mbit/s
@@ -107,11 +113,16 @@ class IntakeHandler:
         db: Database,
         recorder: BatchRecorder,
         executor: ThreadPoolExecutor,
+        *,
+        verifier: SenderVerifier | None = None,
+        verifier_pool: ThreadPoolExecutor | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.recorder = recorder
         self.executor = executor
+        self.verifier = verifier
+        self.verifier_pool = verifier_pool
         self.support_addresses = frozenset(a.lower() for a in settings.support_addresses)
         self.own = OwnMail.from_settings(settings)
 
@@ -165,21 +176,35 @@ class IntakeHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         try:
-            return await self.accept(envelope.original_content or b"", envelope)
+            return await self.accept(envelope.original_content or b"", envelope, session)
         except StorageUnavailable as exc:
             log.error("storage unavailable, answered 451: %s", exc)
             return TRY_LATER
 
-    async def accept(self, raw: bytes, envelope: Envelope) -> str:
-        """Decide and commit (in the recorder's thread), then answer; a worker does the rest.
+    async def accept(self, raw: bytes, envelope: Envelope, session: Session | None = None) -> str:
+        """Verify the sender (in a pool of its own, so the recorder never waits for DNS), decide
+        and commit (in the recorder's thread), then answer; a worker does the rest.
 
         The answer comes within ``storage_timeout`` seconds whatever the database does, so
         replies never queue behind one another's timeouts (a message stored after its 451 is
         found again as a duplicate when the client retries)."""
         recipients, mail_from = tuple(envelope.rcpt_tos), envelope.mail_from
+        client_ip = _client_ip(session)
+        mode = self.settings.sender_auth
+        smtp_envelope = SenderEnvelope(client_ip, mail_from or "", _helo(session))
+        verdict = await self.verdict(raw, smtp_envelope)
+        if verdict is not None and verdict.temporary and mode == "enforce":
+            log.info("sender of a message from %s not verified (DNS): 451", client_ip)
+            return AUTH_TRY_LATER
         future = self.recorder.submit(
             lambda: inbound_from_mail(
-                raw, recipients=recipients, envelope_sender=mail_from, own=self.own
+                raw,
+                recipients=recipients,
+                envelope_sender=mail_from,
+                own=self.own,
+                sender_auth=verdict,
+                sender_auth_mode=mode,
+                client_ip=client_ip,
             )
         )
         deadline = self.settings.storage_timeout
@@ -189,6 +214,13 @@ class IntakeHandler:
             raise StorageUnavailable(f"not stored within {deadline} s") from None
         log.info("intake #%s: %s %s", intake_id, decision.outcome, decision.reason)
         return reply_for(decision, self.settings.refusals)
+
+    async def verdict(self, raw: bytes, envelope: SenderEnvelope) -> Verdict | None:
+        """The verdict on the sender, or None when INTAKE_SENDER_AUTH is off."""
+        if self.verifier is None or self.settings.sender_auth == "off":
+            return None
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.verifier_pool, self.verifier.verify, raw, envelope)
 
     def record_too_large(self, sender: str, recipients: tuple[str, ...]) -> None:
         """A message over the size limit leaves a rejected row too (its bytes are not kept)."""
@@ -212,6 +244,15 @@ class IntakeHandler:
         else:
             log.exception("unexpected error in an SMTP session", exc_info=error)
         return TRY_LATER
+
+
+def _client_ip(session: Session | None) -> str:
+    peer = getattr(session, "peer", None)
+    return str(peer[0]) if isinstance(peer, tuple) and peer else ""
+
+
+def _helo(session: Session | None) -> str:
+    return str(getattr(session, "host_name", "") or "")
 
 
 class IntakeSMTP(SMTP):
@@ -384,7 +425,16 @@ class SmtpDoor(Controller):
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="smtp-db")
         self.recorder = BatchRecorder(db, on_committed, lock_timeout=settings.storage_timeout)
         self.stall_seconds = settings.stall_seconds
-        self.intake_handler = IntakeHandler(settings, db, self.recorder, self.executor)
+        verifying = settings.sender_auth != "off"
+        self.verifier_pool = ThreadPoolExecutor(VERIFIER_THREADS, thread_name_prefix="smtp-auth")
+        self.intake_handler = IntakeHandler(
+            settings,
+            db,
+            self.recorder,
+            self.executor,
+            verifier=verifier_from_settings(settings) if verifying else None,
+            verifier_pool=self.verifier_pool,
+        )
         self.lifetime = lifetime
         self.limits = SessionLimits(
             settings.smtp_max_sessions,
@@ -419,6 +469,7 @@ class SmtpDoor(Controller):
         super().stop(no_assert=no_assert)
         self.recorder.stop()
         self.executor.shutdown(wait=True)
+        self.verifier_pool.shutdown(wait=True)
 
     def liveness(self) -> dict[str, object]:
         """Whether the door gets through its work: its heartbeat's detail (intake.ops.health)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from intake.senderauth.verdict import Verdict
 from intake.store.models import utcnow
 
 CHANNELS = ("email", "phone")
@@ -19,6 +20,9 @@ class InboundMessage:
     mail) or is None; ``category`` is the problem area an end user named (platform, recording);
     ``contact_id`` is the contact the door already identified (a caller, by caller ID or by
     registered number and PIN), or None to look the sender up by its address.
+    ``sender_auth`` is the verdict on a mail's sender (None when not checked) and
+    ``sender_auth_mode`` the INTAKE_SENDER_AUTH it was checked under; ``client_ip`` and
+    ``envelope_sender`` are what the SMTP session said (the connecting IP, MAIL FROM).
     """
 
     channel: str
@@ -35,4 +39,8 @@ class InboundMessage:
     category: str | None = None
     sender_count: int = 1
     contact_id: int | None = None
+    sender_auth: Verdict | None = None
+    sender_auth_mode: str = "off"
+    client_ip: str = ""
+    envelope_sender: str = ""
     received_at: dt.datetime = field(default_factory=utcnow)

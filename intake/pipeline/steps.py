@@ -78,6 +78,24 @@ def suppress_automatic(ctx: Context) -> Decision | None:
     return None
 
 
+def authenticate_sender(ctx: Context) -> Decision | None:
+    """Mail whose From domain fails DMARC under a quarantine or reject policy is held, with
+    the verdict as its evidence, where sender checks are enforced: INTAKE_SENDER_AUTH, or the
+    sender's customer's own mode (a customer whose mail cannot pass yet may be set to monitor).
+    Whoever the From header names, a held message opens nothing and is answered by nothing."""
+    msg, verdict = ctx.message, ctx.message.sender_auth
+    if verdict is None or not verdict.fails_policy:
+        return None
+    contact = ctx.lookups.contact_by_email(msg.sender) if msg.sender else None
+    mode = (contact.sender_auth if contact else "") or msg.sender_auth_mode
+    if mode != "enforce":
+        return None
+    contact_id = contact.contact_id if contact else None
+    return Decision(
+        "quarantined", "sender_not_authenticated", verdict.explanation, contact_id=contact_id
+    )
+
+
 def check_entitlement(ctx: Context) -> Decision | None:
     """Only an active registered contact of a supported customer may open a request."""
     msg = ctx.message
@@ -129,11 +147,14 @@ def _candidate_requests(msg: InboundMessage) -> list[int]:
 
 
 # The order matters: a duplicate is recognised before anything else, machine mail is never
-# refused (a refusal would answer a robot), an unknown sender is refused before anything of
-# his is kept in the quarantine, and only an entitled sender can reach a request.
+# refused (a refusal would answer a robot), a forged sender is held before the contact the
+# From header names counts for anything (a refusal would tell a forger who is registered), an
+# unknown sender is refused before anything of his is kept in the quarantine for another
+# reason, and only an entitled sender can reach a request.
 STEPS: tuple[tuple[str, Step], ...] = (
     ("dedupe", find_duplicate),
     ("classify", suppress_automatic),
+    ("authenticate", authenticate_sender),
     ("entitle", check_entitlement),
     ("single_author", hold_ambiguous_author),
     ("correlate", find_request_replied_to),
@@ -222,4 +243,5 @@ def _intake_values(msg: InboundMessage, decision: Decision) -> dict[str, Any]:
         "request_id": decision.request_id,
         "size": len(msg.raw),
         "raw": None if repeat else msg.raw,
+        "auth": msg.sender_auth.as_json() if msg.sender_auth else None,
     }

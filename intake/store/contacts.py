@@ -29,6 +29,7 @@ class ContactView:
     customer_name: str
     support_start: dt.date
     support_end: dt.date
+    sender_auth: str = ""  # the customer's own INTAKE_SENDER_AUTH; empty: the setting's
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ def contact_view(contact: Contact, customer: Customer) -> ContactView:
         customer.name,
         customer.support_start,
         customer.support_end,
+        customer.sender_auth,
     )
 
 

@@ -84,6 +84,8 @@ class Customer(Base):
     offering: Mapped[str] = mapped_column(String(50))
     support_start: Mapped[dt.date] = mapped_column(Date)
     support_end: Mapped[dt.date] = mapped_column(Date)
+    # This customer's own INTAKE_SENDER_AUTH (enforce, monitor or off); empty: the setting's.
+    sender_auth: Mapped[str] = mapped_column(String(10), default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -247,6 +249,8 @@ class IntakeRecord(Base):
     request_id: Mapped[int | None] = mapped_column(ForeignKey("service_requests.id"), index=True)
     size: Mapped[int] = mapped_column(default=0)
     raw: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The verdict on a mail's sender (intake.senderauth.Verdict.as_json); None: not checked.
+    auth: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 # Search (PostgreSQL only: SQLite reads these columns with LIKE, which needs no index).
