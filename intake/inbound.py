@@ -19,6 +19,12 @@ class InboundMessage:
     mail) or is None; ``category`` is the problem area an end user named (platform, recording);
     ``contact_id`` is the contact the door already identified (a caller, by caller ID or by
     registered number and PIN), or None to look the sender up by its address.
+
+    ``signed_request_numbers`` are the request numbers named by a token of our own mail whose
+    HMAC tag verified (Message-IDs, reply addresses); ``request_numbers`` holds them and those
+    of the subject. ``sender_verified`` says the sender is who it claims (a mail's From passed
+    DMARC, a caller gave the PIN or a fully attested caller ID): only then does a bare
+    ``[SR-n]`` in the subject reach a request.
     """
 
     channel: str
@@ -31,8 +37,10 @@ class InboundMessage:
     in_reply_to: tuple[str, ...] = ()
     references: tuple[str, ...] = ()
     request_numbers: tuple[str, ...] = ()
+    signed_request_numbers: tuple[str, ...] = ()
     automatic: str | None = None
     category: str | None = None
     sender_count: int = 1
     contact_id: int | None = None
+    sender_verified: bool = False
     received_at: dt.datetime = field(default_factory=utcnow)

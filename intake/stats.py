@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Float, Integer, case, cast, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload
 
-from intake.models import IntakeRecord, ServiceRequest, utcnow
+from intake.models import IntakeRecord, PinFailure, PinLockout, ServiceRequest, utcnow
 from intake.staff_actions import OPEN_STATUSES
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -217,3 +217,18 @@ def quantile_bound(histogram: LatencyHistogram, share: float) -> float | None:
         if count >= share * histogram.total:
             return bound
     return None
+
+
+def pin_lockout_totals(session: Session) -> dict[str, int]:
+    """PIN lockouts since the start: ``number`` (one calling number) and ``all`` (everyone)."""
+    kind = case((PinLockout.scope == "*", "all"), else_="number")
+    rows = session.execute(select(kind, func.count()).group_by(kind))
+    counts = {"number": 0, "all": 0}
+    counts.update({str(name): int(count) for name, count in rows})
+    return counts
+
+
+def pin_failures_since(session: Session, since: dt.datetime) -> int:
+    """Wrong PINs typed on the phone since ``since`` (the lockout budgets count the last hour)."""
+    query = select(func.count()).select_from(PinFailure).where(PinFailure.at > since)
+    return session.scalar(query) or 0
