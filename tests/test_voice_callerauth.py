@@ -7,7 +7,10 @@ and on PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
+import re
+import tomllib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -358,3 +361,14 @@ def test_describe_lockout_says_whom_and_why() -> None:
         "PIN entry locked for calls from +16285559999 until 2026-12-03 20:15 UTC (lock 2 in a "
         "row): 10 wrong PINs from this number within an hour."
     )
+
+
+def test_the_voice_examples_of_the_readme_and_the_config_file_load() -> None:
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    block = next(b for b in re.findall(r"```toml\n(.*?)```", readme, re.S) if "[voice]" in b)
+    assert load_policy(tomllib.loads(block)).voice == VoicePolicy()
+    config = (root / "config" / "intake.toml").read_text()
+    commented = config[config.index("# [voice]") :].split("\n\n")[0]
+    uncommented = "\n".join(line.removeprefix("# ") for line in commented.splitlines())
+    assert load_policy(tomllib.loads(uncommented)).voice == VoicePolicy()
