@@ -10,6 +10,7 @@ import datetime as dt
 import re
 import tomllib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,9 @@ VERSTATS = [
 ]
 
 
+@contextmanager
 def serve(settings: Settings, redis_url: str, relay: Relay, **voice: object) -> Iterator[Phone]:
+    """The phone door with the ``[voice]`` table ``voice``."""
     tables = dict(settings.policy) | {"voice": voice}
     with serve_phone(settings.replace(policy=tables), redis_url, relay) as served:
         yield served
@@ -52,7 +55,8 @@ def serve(settings: Settings, redis_url: str, relay: Relay, **voice: object) -> 
 
 @pytest.fixture
 def phone(settings: Settings, redis_url: str, relay: Relay) -> Iterator[Phone]:
-    yield from serve(settings, redis_url, relay)
+    with serve(settings, redis_url, relay) as served:
+        yield served
 
 
 def add_hedy(phone: Phone, number: str = HEDY, **values: Any) -> int:
@@ -98,7 +102,7 @@ def test_each_attestation_under_each_trust(
     caller_id: str,
     verstat: str | None,
 ) -> None:
-    for phone in serve(settings, redis_url, relay, caller_id_trust=trust):
+    with serve(settings, redis_url, relay, caller_id_trust=trust) as phone:
         contact_id = add_hedy(phone, caller_id)
         if expected_by_caller_id(trust, verstat):
             call = phone.call(caller_id, Keys("3"), Describe(DESCRIPTION), attestation=verstat)
@@ -135,7 +139,8 @@ def test_a_bad_trust_setting_stops_start_up_with_a_sentence() -> None:
 @pytest.fixture
 def trusting(settings: Settings, redis_url: str, relay: Relay) -> Iterator[Phone]:
     """The phone door with caller_id_trust = "always": caller IDs name callers unattested."""
-    yield from serve(settings, redis_url, relay, caller_id_trust="always")
+    with serve(settings, redis_url, relay, caller_id_trust="always") as served:
+        yield served
 
 
 def test_status_by_key_9_needs_the_pin_after_an_unattested_caller_id(trusting: Phone) -> None:
@@ -233,7 +238,8 @@ def metrics(phone: Phone) -> dict[str, dict[tuple[Any, ...], float]]:
 
 @pytest.fixture
 def budgeted(settings: Settings, redis_url: str, relay: Relay) -> Iterator[Phone]:
-    yield from serve(settings, redis_url, relay, pin_failures_per_hour=15)
+    with serve(settings, redis_url, relay, pin_failures_per_hour=15) as served:
+        yield served
 
 
 def test_pin_guesses_spread_over_ten_contacts_meet_the_global_budget(budgeted: Phone) -> None:
