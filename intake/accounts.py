@@ -21,10 +21,10 @@ from intake.models import ApiToken, StaffUser, utcnow
 PASSWORD_SCRYPT_N = 2**14
 # A PIN has few values, so its hash must be slow enough that a stolen database does not give
 # the PINs away in seconds: scrypt with the parameters recommended for interactive logins
-# (n=2**14, r=8, p=1: about 16 MiB and 50 ms a hash on one core, so 10**4 guesses of one salted
-# PIN cost minutes and every contact's PIN must be searched apart). The real defence stays the
-# lockouts (see intake.callers). Hashes of the earlier, smaller factor (n=2**8) still verify and
-# are replaced by a hash of this factor at the next right PIN, or by the next import.
+# (n=2**14, r=8, p=1: about 16 MiB and 50 to 90 ms a hash on one core, so 10**4 guesses of one
+# salted PIN cost minutes, and every contact's PIN must be searched apart). The real defence
+# stays the lockouts (see intake.callers). Hashes of the earlier, smaller factor (n=2**8) still
+# verify, and are replaced by a hash of this factor at the next right PIN, or by the next import.
 PIN_SCRYPT_N = 2**14
 SCRYPT_R = 8
 SCRYPT_P = 1
