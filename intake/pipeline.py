@@ -9,6 +9,7 @@ acknowledgment) is done by a worker from the row, see :mod:`intake.processing`.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ class Decision:
     request_id: int | None = None
     duplicate_of: int | None = None
     detail: str = ""  # what staff read in the intake log, when it says more than ``sentence``
+    sender_verified: bool = False  # as the steps left it (see Context); kept on the row
 
     @property
     def needs_worker(self) -> bool:
@@ -179,7 +181,7 @@ def decide(session: Session, message: InboundMessage, lookups: Lookups | None = 
     for _name, step in STEPS:
         decision = step(ctx)
         if decision is not None:
-            return decision
+            return dataclasses.replace(decision, sender_verified=ctx.sender_verified)
     raise AssertionError("the last step always decides")
 
 
@@ -252,7 +254,7 @@ def _intake_values(msg: InboundMessage, decision: Decision) -> dict[str, Any]:
         "request_id": decision.request_id,
         "size": len(msg.raw),
         "raw": None if repeat else _kept_copy(msg, decision),
-        "sender_verified": msg.sender_verified,
+        "sender_verified": decision.sender_verified,
     }
 
 

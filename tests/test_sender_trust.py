@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
+from intake import pipeline
 from intake.batch_jobs import enqueue_intakes_quietly
 from intake.channels.mail import OwnMail, inbound_from_mail
 from intake.contacts import UNVERIFIED_REFUSAL
@@ -175,3 +176,23 @@ def test_a_refused_20_mb_message_keeps_its_headers_and_a_prefix(
     assert row.raw == raw[: len(headers) + REFUSED_BODY_PREFIX]
     assert grown < 2 * 1024 * 1024, f"the database grew by {grown} bytes"
     print(f"refused {len(raw)} bytes: kept {kept} bytes; the database grew by {grown} bytes")
+
+
+def test_a_step_before_correlate_may_verify_the_sender(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sender check is a step of its own ahead of ``correlate``: what it sets on the
+    context decides the follow-up and is kept on the row."""
+
+    def verify(ctx: pipeline.Context) -> None:
+        ctx.sender_verified = ctx.message.sender == "grace@acme.example"
+
+    request_id, _ = gateway.first_request_and_ack()
+    add_contact(gateway.rt.db, "grace@acme.example", name="Grace Hopper")
+    steps = list(pipeline.STEPS)
+    steps.insert([name for name, _ in steps].index("correlate"), ("authenticate", verify))
+    monkeypatch.setattr(pipeline, "STEPS", tuple(steps))
+    gateway.send(make_mail("grace@acme.example", "[SR-000001] same here"), "grace@acme.example")
+    gateway.drain()
+    row = gateway.rows()[-1]
+    assert (row.outcome, row.request_id, row.sender_verified) == ("appended", request_id, True)
