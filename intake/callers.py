@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from intake.accounts import hash_pin, pin_needs_rehash, verify_secret
@@ -141,7 +141,9 @@ def active_lockout(session: Session, scope: str, now: dt.datetime) -> PinLockout
 def _count_failure(
     session: Session, scope: str, phone: str, now: dt.datetime, voice: VoicePolicy
 ) -> PinLockout | None:
-    """Keep the failure; lock PIN entry for the scope, or for everyone, when a budget is spent."""
+    """Keep the failure; lock PIN entry for the scope, or for everyone, when a budget is spent.
+    Failures older than any budget's window are dropped, so the table stays small."""
+    session.execute(delete(PinFailure).where(PinFailure.at < now - BUDGET_WINDOW))
     session.add(PinFailure(at=now, caller=scope, entered_phone=phone[:20]))
     session.flush()
     since = now - BUDGET_WINDOW

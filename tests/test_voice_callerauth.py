@@ -22,7 +22,7 @@ from intake.accounts import create_token, hash_pin, hash_secret, verify_secret
 from intake.callers import check_pin, describe_lockout
 from intake.db import Database
 from intake.errors import ConfigError
-from intake.models import Contact, PinLockout, utcnow
+from intake.models import Contact, PinFailure, PinLockout, utcnow
 from intake.policy import VoicePolicy, load_policy
 from intake.settings import Settings
 from tests.helpers import Relay, add_contact
@@ -340,6 +340,9 @@ def test_locks_escalate_and_a_right_pin_upgrades_an_old_hash(db: Database) -> No
         assert (contact.pin_failures, contact.pin_locks) == (0, 0)
         levels = session.scalars(select(PinLockout.level).order_by(PinLockout.id)).all()
         assert levels == [1, 2]
+    guess("0004", much_later, caller="+16285550003")  # failures past every window are dropped
+    with db.sessions() as session:
+        assert session.scalars(select(PinFailure.caller)).all() == ["+16285550003"]
 
 
 def test_a_contacts_own_locks_double_in_a_row(db: Database) -> None:
