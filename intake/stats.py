@@ -228,7 +228,8 @@ def pin_lockout_totals(session: Session) -> dict[str, int]:
     return counts
 
 
-def pin_failures_since(session: Session, since: dt.datetime) -> int:
-    """Wrong PINs typed on the phone since ``since`` (the lockout budgets count the last hour)."""
+def pin_failures_last_hour(session: Session, now: dt.datetime | None = None) -> int:
+    """Wrong PINs typed on the phone within the hour before ``now``, as the budgets count them."""
+    since = (now or utcnow()) - HOUR
     query = select(func.count()).select_from(PinFailure).where(PinFailure.at > since)
     return session.scalar(query) or 0

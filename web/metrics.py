@@ -34,7 +34,6 @@ from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session
 
 from intake import stats
-from intake.models import utcnow
 from web import Services, services
 from web.auth import require_staff_or_token
 from web.doors import queue_state
@@ -142,7 +141,7 @@ def _pin_figures(session: Session) -> Iterator[Metric]:
     yield GaugeMetricFamily(
         "intake_pin_failures_last_hour",
         "Wrong PINs typed on the phone within the last hour.",
-        value=stats.pin_failures_since(session, utcnow() - stats.HOUR),
+        value=stats.pin_failures_last_hour(session),
     )
 
 
