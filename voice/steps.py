@@ -205,7 +205,7 @@ def take_category(step: Step) -> None:
 def take_severity(step: Step) -> None:
     digits, speech = keys_only(step.value("Digits")), step.value("SpeechResult")
     if digits == "9":
-        _unless_weakly_identified(step, "status_lookup")
+        _move_once_strongly_identified(step, "status_lookup")
     elif digits:
         severity = severity_from_keys(digits)
         if severity is None:
@@ -228,7 +228,7 @@ def _choose(step: Step, severity: int, *, heard: bool, sure: bool) -> None:
     if severity == 1 or not sure:
         step.call.proposed_severity = severity
         if severity == 1:
-            _unless_weakly_identified(step, "confirm")
+            _move_once_strongly_identified(step, "confirm")
         else:
             step.move("confirm")
     else:
@@ -236,7 +236,7 @@ def _choose(step: Step, severity: int, *, heard: bool, sure: bool) -> None:
         step.move("recording")
 
 
-def _unless_weakly_identified(step: Step, state: str) -> None:
+def _move_once_strongly_identified(step: Step, state: str) -> None:
     """Status and Severity 1 need a PIN or a fully attested caller ID."""
     if strongly_identified(step.call):
         step.move(state)
