@@ -292,8 +292,10 @@ def one_caller(
     for n in range(spec["calls"]):
         kind = SCENARIOS[(index + n) % len(SCENARIOS)]
         caller_id, script = scenario(kind, index * spec["calls"] + n)
+        # Callers named by their caller ID call from a fully attested number.
+        attested = None if caller_id == "anonymous" else "TN-Validation-Passed-A"
         player = TwilioPlayer(
-            spec["url"], PUBLIC_URL, ACCOUNT_SID, AUTH_TOKEN, TWILIO_NUMBER, caller_id
+            spec["url"], PUBLIC_URL, ACCOUNT_SID, AUTH_TOKEN, TWILIO_NUMBER, caller_id, attested
         )
         try:
             player.call(BenchCaller(script, spec["think"], rng))

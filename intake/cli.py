@@ -420,8 +420,14 @@ def call() -> None:
     "--url",
     help="Where the web server listens (default http://$INTAKE_WEB_HOST:$INTAKE_WEB_PORT).",
 )
+@click.option(
+    "--verstat",
+    default="TN-Validation-Passed-A",
+    show_default=True,
+    help="The STIR/SHAKEN StirVerstat Twilio would pass ('none': none, as from abroad).",
+)
 @click.pass_context
-def call_simulate(ctx: click.Context, caller_id: str, url: str | None) -> None:
+def call_simulate(ctx: click.Context, caller_id: str, url: str | None, verstat: str) -> None:
     """Walk the IVR in the terminal against the running web server (`intake web` or `intake
     run`), playing Twilio: requests signed with TWILIO_AUTH_TOKEN for INTAKE_PUBLIC_URL, as
     Twilio signs them, so the server must have the same settings.
@@ -440,7 +446,8 @@ def call_simulate(ctx: click.Context, caller_id: str, url: str | None) -> None:
         )
     app_url = url or f"http://{settings.web_host}:{settings.web_port}"
     try:
-        simulate(settings, caller_id, app_url, _read_line, click.echo)
+        attestation = None if verstat.lower() == "none" else verstat
+        simulate(settings, caller_id, app_url, _read_line, click.echo, attestation=attestation)
     except (OSError, RuntimeError) as exc:
         raise click.ClickException(f"the call failed: {exc}") from None
 

@@ -1,4 +1,5 @@
-"""The support policy: severities, their meanings and response goals, and when a goal falls due.
+"""The support policy: severities, their meanings and response goals, and when a goal falls due;
+and whom the phone desk believes (:class:`VoicePolicy`, the ``[voice]`` table).
 
 Built from the ``[severity.N]`` and ``[calendar]`` tables of the config file over built-in
 defaults (Severity 1: 1 hour and 2: 2 hours around the clock, 3: 3 days, 4: 5 business days).
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -66,11 +67,31 @@ class Calendar:
         return day.weekday() in self.business_days and day not in self.holidays
 
 
+# How far a caller ID is believed: "attested" only with STIR/SHAKEN full attestation (the
+# carrier vouches the caller may use the number), "always" as shown, "never" (PIN every time).
+CALLER_ID_TRUST = ("attested", "always", "never")
+VOICE_KEYS = ("caller_id_trust", "pin_failures_per_hour", "pin_failures_per_number_per_hour")
+
+
+@dataclass(frozen=True)
+class VoicePolicy:
+    """Whom the phone desk believes: the ``[voice]`` table of the config file.
+
+    Wrong PINs are budgeted per hour for everyone together and per calling number: PIN guesses
+    spread over many contacts (each of which locks only after a few) meet the global budget.
+    """
+
+    caller_id_trust: str = "attested"
+    pin_failures_per_hour: int = 30
+    pin_failures_per_number_per_hour: int = 10
+
+
 @dataclass(frozen=True)
 class Policy:
     levels: Mapping[int, SeverityLevel]
     calendar: Calendar
     default_severity: int
+    voice: VoicePolicy = field(default_factory=VoicePolicy)
 
     def level(self, severity: int) -> SeverityLevel:
         return self.levels[severity]
@@ -121,7 +142,8 @@ def load_policy(tables: Mapping[str, Any]) -> Policy:
     default = tables.get("default_severity", 3)
     if isinstance(default, bool) or default not in SEVERITIES:
         raise ConfigError(f"Setting 'default_severity' must be 1, 2, 3 or 4, not {default!r}.")
-    return Policy(levels, _calendar(tables.get("calendar", {})), default)
+    calendar = _calendar(tables.get("calendar", {}))
+    return Policy(levels, calendar, default, load_voice_policy(tables))
 
 
 def _goal_override(table: Mapping[str, Any]) -> dict[str, Any]:
@@ -173,3 +195,32 @@ def _calendar(table: Mapping[str, Any]) -> Calendar:
         raise ConfigError("[calendar] holidays must list dates such as 2026-12-25.")
     days = frozenset(WEEKDAYS.index(n.lower()[:3]) for n in names)
     return Calendar(zone, days, frozenset(holidays))
+
+
+def load_voice_policy(tables: Mapping[str, Any]) -> VoicePolicy:
+    """The ``[voice]`` table over the defaults; a bad entry raises ConfigError."""
+    table = tables.get("voice", {})
+    if not isinstance(table, Mapping):
+        raise ConfigError("[voice] must be a table, with caller_id_trust and the PIN budgets.")
+    for key in table:
+        if key not in VOICE_KEYS:
+            raise ConfigError(f"[voice]: unknown key '{key}' (known: {', '.join(VOICE_KEYS)}).")
+    defaults = VoicePolicy()
+    trust = table.get("caller_id_trust", defaults.caller_id_trust)
+    if trust not in CALLER_ID_TRUST:
+        choices = ", ".join(f'"{c}"' for c in CALLER_ID_TRUST)
+        raise ConfigError(f"[voice] caller_id_trust must be one of {choices}, not {trust!r}.")
+    return VoicePolicy(
+        trust,
+        _budget(table, "pin_failures_per_hour", defaults.pin_failures_per_hour),
+        _budget(
+            table, "pin_failures_per_number_per_hour", defaults.pin_failures_per_number_per_hour
+        ),
+    )
+
+
+def _budget(table: Mapping[str, Any], key: str, default: int) -> int:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100_000:
+        raise ConfigError(f"[voice] {key} must be a whole number from 1 to 100000, not {value!r}.")
+    return value

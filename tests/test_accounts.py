@@ -44,8 +44,15 @@ def test_pin_hashes_record_their_own_work_factor() -> None:
     assert verify_secret("4321", stored)
     assert not verify_secret("4322", stored)
     assert not pin_needs_rehash(stored)
-    assert pin_needs_rehash(hash_secret("4321"))
+    assert pin_needs_rehash(hash_secret("4321", n=2**8))  # the factor PINs had before
     assert pin_needs_rehash("garbage")
+
+
+def test_pin_hashes_are_scrypt_with_current_parameters_and_a_salt_each() -> None:
+    first, second = hash_pin("4321"), hash_pin("4321")
+    scheme, n, r, p, salt, _digest = first.split("$")
+    assert (scheme, int(n), int(r), int(p)) == ("scrypt", 2**14, 8, 1)
+    assert salt != second.split("$")[4] and first != second
 
 
 @pytest.mark.parametrize(

@@ -152,6 +152,8 @@ def test_acknowledgments_are_rate_limited_per_address(
             ("suppressed", "rate_limited"),
         ]
         assert rows[2].request_id == requests[2].id
-        assert "2 acknowledgments went to ada@acme.example" in rows[2].detail
+        assert "2 acknowledgments of mail from unverified senders went to ada@acme.example" in (
+            rows[2].detail
+        )
         (event,) = gateway.events(requests[2].id, "acknowledgment_suppressed")
         assert event.detail == {"reason": "rate_limited", "to": ADA, "limit": "2/hour"}

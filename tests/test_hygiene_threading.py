@@ -1,6 +1,7 @@
 """Threading: a follow-up finds its request by the signed Message-ID of our acknowledgment, by
-the signed reply address, or by [SR-000123] in the subject, and only within the sender's own
-customer; a tag that does not verify counts for nothing; a follow-up reopens a resolved request.
+the signed reply address, or (from a verified sender only) by [SR-000123] in the subject, and
+only within the sender's own customer; a tag that does not verify counts for nothing; a
+follow-up reopens a resolved request.
 The whole gateway: the SMTP door, a real worker, a real relay, SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -98,12 +99,40 @@ def test_a_guessed_subject_token_of_another_customer_opens_a_new_request(
     assert gateway.events(1, "message") == []
 
 
-def test_a_colleague_of_the_same_customer_may_follow_up_by_subject(gateway: Gateway) -> None:
+def test_a_subject_alone_from_an_unverified_colleague_opens_a_request_of_its_own(
+    gateway: Gateway,
+) -> None:
+    """Without a verified sender (tests/test_sender_trust.py) or our token, [SR-n] is a guess."""
     gateway.first_request_and_ack()
     add_contact(gateway.rt.db, "grace@acme.example", name="Grace Hopper")
     gateway.send(make_mail("grace@acme.example", "[SR-000001] same here"), "grace@acme.example")
     gateway.drain()
-    assert [r.outcome for r in gateway.rows()] == ["accepted", "appended"]
+    assert [r.outcome for r in gateway.rows()] == ["accepted", "accepted"]
+    assert gateway.events(1, "message") == []
+
+
+def test_a_forged_follow_up_by_subject_opens_a_new_request_and_the_token_appends(
+    gateway: Gateway,
+) -> None:
+    """Ada's address in From, someone else's server: the subject's number reaches nothing;
+    Ada's own reply, carrying the signed token of our acknowledgment, is appended."""
+    request_id, ack = gateway.first_request_and_ack()
+    forged = make_mail(ADA, "Re: [SR-000001] Received: Export fails", "Please close it.\n")
+    gateway.send(forged, sender="attacker@evil.example")
+    gateway.send(reply_to(ack, "The export failed again.\n"))
+    gateway.drain()
+    rows = gateway.rows()
+    assert [(r.outcome, r.request_id) for r in rows] == [
+        ("accepted", request_id),
+        ("accepted", 2),
+        ("appended", request_id),
+    ]
+    assert rows[1].detail == (
+        "The subject names SR-000001, but the sender is not verified and the mail carries no "
+        "reply token of ours: it was taken as a new request."
+    )
+    (message,) = gateway.events(request_id, "message")
+    assert message.detail["text"] == "The export failed again."
 
 
 @pytest.mark.parametrize("status", ["resolved", "closed"])

@@ -13,7 +13,7 @@ from intake.settings import Settings
 from intake.store.models import CallSession
 from tests.helpers import Relay
 from tests.test_voice_calls import ADA, DESCRIPTION, add_caller
-from tests.twilio_driver import Describe, HangUp, Keys, Phone, serve_phone
+from tests.twilio_driver import FULL_ATTESTATION, Describe, HangUp, Keys, Phone, serve_phone
 
 CALLBACKS = ("recorded", "recording", "transcription", "status")
 
@@ -21,6 +21,9 @@ CALLBACKS = ("recorded", "recording", "transcription", "status")
 @pytest.fixture
 def phone(settings: Settings, redis_url: str, relay: Relay) -> Iterator[Phone]:
     with serve_phone(settings, redis_url, relay) as served:
+        # The callers here call from fully attested numbers: a caller ID that names one
+        # contact identifies the caller (tests/test_voice_callerauth.py tries the rest).
+        served.attestation = FULL_ATTESTATION
         yield served
 
 

@@ -610,3 +610,14 @@ def test_the_static_script_and_stylesheet_are_served(anonymous: FlaskClient) -> 
         answer = anonymous.get(path)
         assert answer.status_code == 200
         assert "no-store" not in answer.headers.get("Cache-Control", "")  # browsers may keep them
+
+
+def test_a_refused_message_kept_in_part_says_so(staff: FlaskClient, db: Database) -> None:
+    kept = b"From: nobody@nowhere.example\r\nSubject: Huge\r\n\r\nThe start of a long body."
+    intake_id = add_intake(
+        db, "huge", outcome="rejected", reason="unknown_sender", raw=kept, size=20_000_000
+    )
+    page = text(staff.get(f"/intake/{intake_id}"))
+    assert "20000000 bytes (kept: the first 72: the headers and the start of the body)" in page
+    assert "The start of a long body." in page
+    assert "the rest of this refused message was not kept" in page

@@ -40,6 +40,7 @@ from voice.sms_sender import register as register_sms_sender
 from web import create_app
 
 ACCOUNT_SID = "AC" + "0" * 31 + "1"
+FULL_ATTESTATION = "TN-Validation-Passed-A"
 AUTH_TOKEN = "test-auth-token"
 TWILIO_NUMBER = "+14155550100"
 
@@ -248,17 +249,28 @@ class Phone:
     redis: redis.Redis
     relay: Relay
     sms: MessagesApi
+    attestation: str | None = None  # the StirVerstat of calls that name none (None: absent)
 
-    def call(self, caller_id: str, *script: Answer | Describe | Pickup) -> Call:
-        player = self.player(caller_id)
+    def call(
+        self, caller_id: str, *script: Answer | Describe | Pickup, attestation: str | None = None
+    ) -> Call:
+        """A call from ``caller_id``; ``attestation`` is the StirVerstat Twilio passes (None:
+        the phone's default, else none, as for calls from abroad)."""
+        player = self.player(caller_id, attestation or self.attestation)
         caller = ScriptedCaller(list(script))
         player.call(caller)
         assert not caller.script, f"left over: {caller.script}\n{caller.transcript()}"
         return Call(self, player, caller)
 
-    def player(self, caller_id: str) -> TwilioPlayer:
+    def player(self, caller_id: str, attestation: str | None = None) -> TwilioPlayer:
         return TwilioPlayer(
-            self.app_url, self.public_url, ACCOUNT_SID, AUTH_TOKEN, TWILIO_NUMBER, caller_id
+            self.app_url,
+            self.public_url,
+            ACCOUNT_SID,
+            AUTH_TOKEN,
+            TWILIO_NUMBER,
+            caller_id,
+            attestation,
         )
 
     def drain(self) -> None:

@@ -94,7 +94,7 @@ def end_call(session: Session, settings: Settings, policy: Policy, call: CallSes
     if call.intake_id is not None:
         return False
     if call.state == "fallback" and call.contact_id is None:
-        _identify_fallback_caller(session, call)
+        _identify_fallback_caller(session, call, policy.voice.caller_id_trust)
     if call.state == "recording" or (call.state == "fallback" and call.contact_id is not None):
         return accept_call(session, settings, policy, call)
     automatic = None if call.state == "fallback" else _why_nothing_was_asked(call)
@@ -102,8 +102,8 @@ def end_call(session: Session, settings: Settings, policy: Policy, call: CallSes
     return False
 
 
-def _identify_fallback_caller(session: Session, call: CallSession) -> None:
-    contact = identify_by_caller_id(session, call.caller)
+def _identify_fallback_caller(session: Session, call: CallSession, trust: str) -> None:
+    contact = identify_by_caller_id(session, call.caller, call.attestation, trust)
     if contact is not None:
         call.contact_id, call.identified_by = contact.id, "caller_id"
 

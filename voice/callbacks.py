@@ -155,7 +155,9 @@ def _keep_fallback_message(call_sid: str, url: str) -> None:
     """The call ends in the fallback state; its end (status callback) logs it."""
     vc = voice_context()
     with vc.transaction() as session:
-        call = find_call(session, call_sid) or start_call(session, call_sid, _field("From"))
+        call = find_call(session, call_sid) or start_call(
+            session, call_sid, _field("From"), _field("StirVerstat")
+        )
         if call.intake_id is None:
             note_recording(call, url, _field("RecordingSid"), _seconds("RecordingDuration"))
             call.state = "fallback"

@@ -23,8 +23,9 @@ from sqlalchemy.orm import Session
 
 from intake.pipeline.inbound import InboundMessage
 from intake.pipeline.steps import Decision, record_in
-from intake.store.models import CallSession, Contact
+from intake.store.models import CallSession, Contact, IntakeRecord
 from parsers.phones import normalise_phone
+from voice.callers import strongly_identified
 
 # Where a caller can be (the moves between them are in voice.steps): in the menus, or at an end
 # (refused, not identified, silent, done, or a message left on the fallback).
@@ -42,9 +43,15 @@ def find_call(session: Session, call_sid: str, *, lock: bool = True) -> CallSess
     return session.scalar(query.with_for_update() if lock else query)
 
 
-def start_call(session: Session, call_sid: str, caller: str) -> CallSession:
-    """A new call's session (the caller flushes; a concurrent duplicate fails on the key)."""
-    call = CallSession(call_sid=call_sid, caller=caller[:64], state="identify_phone")
+def start_call(session: Session, call_sid: str, caller: str, attestation: str = "") -> CallSession:
+    """A new call's session (the caller flushes; a concurrent duplicate fails on the key);
+    ``attestation`` is Twilio's StirVerstat for the caller ID, empty when it sent none."""
+    call = CallSession(
+        call_sid=call_sid,
+        caller=caller[:64],
+        attestation=attestation.strip()[:40],
+        state="identify_phone",
+    )
     session.add(call)
     session.flush()
     return call
@@ -88,6 +95,13 @@ def record_call(
     return decision
 
 
+def note_on_intake_row(session: Session, call: CallSession, reason: str, detail: str) -> None:
+    """Give the call's intake row a more precise reason than the pipeline could know."""
+    row = session.get(IntakeRecord, call.intake_id) if call.intake_id else None
+    if row is not None:
+        row.reason, row.detail = reason, detail
+
+
 def inbound_for_call(
     call: CallSession, contact: Contact | None, automatic: str | None
 ) -> InboundMessage:
@@ -102,6 +116,7 @@ def inbound_for_call(
         automatic=automatic,
         category=call.category,
         contact_id=call.contact_id,
+        sender_verified=contact is not None and strongly_identified(call),
         received_at=call.started_at,
     )
 
@@ -113,6 +128,7 @@ def call_record(call: CallSession, sender: str) -> bytes:
         "caller_id": call.caller,
         "sender": sender,
         "identified_by": call.identified_by,
+        "attestation": call.attestation,
         "entered_phone": call.entered_phone,
         "category": call.category,
         "severity": call.severity,

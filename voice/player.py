@@ -42,6 +42,7 @@ class TwilioPlayer:
     auth_token: str
     to: str  # our Twilio number
     caller_id: str
+    attestation: str | None = None  # StirVerstat as the carrier gave it; None: Twilio sends none
     call_sid: str = field(default_factory=lambda: "CA" + uuid.uuid4().hex)
     pending: list[Callback] = field(default_factory=list)
     timings: list[tuple[str, float]] = field(default_factory=list)
@@ -50,7 +51,7 @@ class TwilioPlayer:
     _connection: http.client.HTTPConnection | None = None
 
     def base_params(self, call_sid: str | None = None) -> dict[str, str]:
-        return {
+        params = {
             "AccountSid": self.account_sid,
             "ApiVersion": "2010-04-01",
             "CallSid": call_sid or self.call_sid,
@@ -59,6 +60,9 @@ class TwilioPlayer:
             "From": self.caller_id,
             "To": self.to,
         }
+        if self.attestation is not None and call_sid is None:  # the caller's leg only
+            params["StirVerstat"] = self.attestation
+        return params
 
     def post(self, url: str, params: dict[str, str]) -> tuple[int, str]:
         """POST a signed form to ``url`` (a public URL), through the app's own address."""

@@ -12,6 +12,7 @@ ASK_PHONE = (
     "Please enter your registered phone number, with the country code, followed by the hash key."
 )
 ASK_PIN = "Please enter your PIN, followed by the hash key."
+PIN_NEEDED = "For this, please confirm who you are with the PIN of your registered phone number."
 NO_MATCH = "The phone number and PIN you entered do not match our records. Please try again."
 ASK_CATEGORY = (
     "Is your problem about the platform or about a recording? "

@@ -53,7 +53,9 @@ def _step_in_transaction(
             log.warning("step for unknown call %s: answered with the fallback", form.get("CallSid"))
             return twiml.fallback(vc.url("fallback/recorded")), []
         if call is None:
-            call = start_call(session, form.get("CallSid", ""), form.get("From", ""))
+            call = start_call(
+                session, form.get("CallSid", ""), form.get("From", ""), form.get("StirVerstat", "")
+            )
         elif (replay := replayed_answer(call, key)) is not None:
             return replay, []
         elif starts_call or _step_of_request() != call.step:

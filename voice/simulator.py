@@ -80,8 +80,11 @@ def simulate(
     app_url: str,
     read: Callable[[str], str],
     write: Callable[[str], None],
+    *,
+    attestation: str | None = None,
 ) -> TwilioPlayer:
-    """Walk one call through the IVR at ``app_url``; returns the player (its timings)."""
+    """Walk one call through the IVR at ``app_url``; returns the player (its timings).
+    ``attestation`` is the StirVerstat Twilio would pass (None: none)."""
     player = TwilioPlayer(
         app_url=app_url,
         public_url=settings.public_url,
@@ -89,6 +92,7 @@ def simulate(
         auth_token=settings.twilio_auth_token,
         to=settings.twilio_phone_number,
         caller_id=caller_id,
+        attestation=attestation,
     )
     write(
         f"Calling {settings.twilio_phone_number} from {caller_id or 'a withheld number'} "

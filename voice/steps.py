@@ -5,11 +5,14 @@ may say a sentence before the next prompt (``Step.say``); the TwiML is then rend
 state (:mod:`voice.twiml`). Work to do after the commit (enqueueing jobs) goes to
 ``after_commit``.
 
-    incoming: a caller ID that names one contact goes straight to the entitlement check;
-      otherwise identify_phone, identify_pin (3 tries, then unidentified)
+    incoming: a caller ID that names one contact, and that the trust setting believes (by
+      default: fully attested), goes straight to the entitlement check; otherwise
+      identify_phone, identify_pin (3 tries, or a PIN lockout, then unidentified)
     entitlement: refused, or (end users) category first, then menu
     menu: 1 to 4 or speech; 9 is status_lookup (then menu again);
-      1, or speech heard unsure, waits in confirm for a confirming 1
+      1, or speech heard unsure, waits in confirm for a confirming 1;
+      status and Severity 1 need a PIN or a fully attested caller ID: a caller named by an
+      unattested caller ID (trust "always") is asked for the PIN first (identify_pin)
     recording (an empty one asked for once more), then recorded: the request number;
       Severity 1 with a rota: connecting, engineer by engineer, then done
 """
@@ -23,7 +26,13 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from intake.store.contacts import find_contact_by_id, refusal_for
-from intake.store.models import CallSession, Contact, ServiceRequest, format_request_number
+from intake.store.models import (
+    CallSession,
+    Contact,
+    PinLockout,
+    ServiceRequest,
+    format_request_number,
+)
 from voice import prompts
 from voice.call_input import (
     category_from_input,
@@ -35,8 +44,14 @@ from voice.call_input import (
     severity_from_speech,
 )
 from voice.call_outcomes import accept_call, note_recording, page_engineers
-from voice.callers import PIN_TRIES_PER_CALL, check_pin, identify_by_caller_id
-from voice.calls import caller_number, record_call
+from voice.callers import (
+    PIN_TRIES_PER_CALL,
+    check_pin,
+    describe_lockout,
+    identify_by_caller_id,
+    strongly_identified,
+)
+from voice.calls import caller_number, note_on_intake_row, record_call
 from voice.context import VoiceContext
 from voice.enqueue import enqueue_intake, enqueue_outbox_rows
 
@@ -69,9 +84,11 @@ Handler = Callable[[Step], None]
 
 
 def greet(step: Step) -> None:
-    """A new call: a caller ID that names one contact skips the keypad."""
+    """A new call: a caller ID that names one contact, and is believed, skips the keypad."""
     step.say(prompts.WELCOME)
-    contact = identify_by_caller_id(step.session, step.call.caller)
+    call = step.call
+    trust = step.vc.policy.voice.caller_id_trust
+    contact = identify_by_caller_id(step.session, call.caller, call.attestation, trust)
     if contact is None:
         step.move("identify_phone")
         return
@@ -79,9 +96,25 @@ def greet(step: Step) -> None:
 
 
 def _identified(step: Step, contact: Contact, by: str) -> None:
-    step.call.contact_id, step.call.identified_by = contact.id, by
-    step.say(f"Hello {contact.name}.")
+    """Greet the caller and check entitlement; a PIN that confirmed an unattested caller ID
+    goes on to what the caller had asked for (status, Severity 1)."""
+    call = step.call
+    call.contact_id, call.identified_by = contact.id, by
+    then, call.after_pin = call.after_pin, ""
+    if not then:
+        step.say(f"Hello {contact.name}.")
     route_identified(step)
+    if then and call.state == "menu":
+        step.move(then)
+
+
+def _confirm_with_pin(step: Step, then: str) -> None:
+    """A caller named only by an unattested caller ID gives the PIN of that number first."""
+    call = step.call
+    contact = step.session.get(Contact, call.contact_id) if call.contact_id else None
+    call.after_pin, call.entered_phone = then, (contact.phone if contact else None) or ""
+    step.say(prompts.PIN_NEEDED)
+    step.move("identify_pin")
 
 
 def route_identified(step: Step) -> None:
@@ -129,18 +162,40 @@ def take_pin(step: Step) -> None:
     if not keys:
         unanswered(step)
         return
-    contact = check_pin(step.session, call.entered_phone, keys, step.now)
-    if contact is not None:
-        _identified(step, contact, "pin")
+    voice = step.vc.policy.voice
+    checked = check_pin(
+        step.session, call.caller, call.entered_phone, keys, now=step.now, voice=voice
+    )
+    if checked.contact is not None:
+        _identified(step, checked.contact, "pin")
+        return
+    if checked.lockout is not None:
+        _locked_out(step, checked.lockout)
         return
     call.pin_attempts += 1
     if call.pin_attempts < PIN_TRIES_PER_CALL:
         step.say(prompts.NO_MATCH)
         step.move("identify_phone")
         return
+    _unidentified(step)
+
+
+def _unidentified(step: Step) -> None:
+    """The call ends unidentified (a caller ID it had named the caller by counts no more)."""
+    call = step.call
+    call.contact_id, call.identified_by, call.after_pin = None, "", ""
     step.say(prompts.unidentified(step.vc.rota))
     step.move("unidentified")
     record_call(step.session, call)
+
+
+def _locked_out(step: Step, lockout: PinLockout) -> None:
+    """PIN entry is locked for this caller: the call ends, and its intake row tells staff."""
+    step.call.reason = "pin_lockout"
+    _unidentified(step)
+    note_on_intake_row(step.session, step.call, "pin_lockout", describe_lockout(lockout))
+    if lockout.intake_id is None:  # the call that spent the budget: its row shows the lock
+        lockout.intake_id = step.call.intake_id
 
 
 def take_category(step: Step) -> None:
@@ -156,7 +211,7 @@ def take_category(step: Step) -> None:
 def take_severity(step: Step) -> None:
     digits, speech = keys_only(step.value("Digits")), step.value("SpeechResult")
     if digits == "9":
-        step.move("status_lookup")
+        _move_once_strongly_identified(step, "status_lookup")
     elif digits:
         severity = severity_from_keys(digits)
         if severity is None:
@@ -178,10 +233,21 @@ def _choose(step: Step, severity: int, *, heard: bool, sure: bool) -> None:
     step.say(prompts.understood(severity) if heard else prompts.chosen(severity))
     if severity == 1 or not sure:
         step.call.proposed_severity = severity
-        step.move("confirm")
+        if severity == 1:
+            _move_once_strongly_identified(step, "confirm")
+        else:
+            step.move("confirm")
     else:
         step.call.severity = severity
         step.move("recording")
+
+
+def _move_once_strongly_identified(step: Step, state: str) -> None:
+    """Status and Severity 1 need a PIN or a fully attested caller ID."""
+    if strongly_identified(step.call):
+        step.move(state)
+    else:
+        _confirm_with_pin(step, state)
 
 
 def take_confirmation(step: Step) -> None:
@@ -212,7 +278,9 @@ def _status_of(step: Step, keys: str) -> str:
     request_id = request_id_from_keys(keys)
     request = step.session.get(ServiceRequest, request_id) if request_id else None
     contact = step.session.get(Contact, step.call.contact_id) if step.call.contact_id else None
-    if request is None or contact is None or request.customer_id != contact.customer_id:
+    if not strongly_identified(step.call) or request is None or contact is None:
+        return prompts.no_such_request(keys[:20])
+    if request.customer_id != contact.customer_id:
         return prompts.no_such_request(keys[:20])
     return prompts.status_report(request.number, request.severity, request.status)
 

@@ -11,6 +11,9 @@ the intake log, are kept for COUNTS_TTL seconds per process, well under a scrape
 * ``intake_queue_jobs{state}``, ``intake_workers``: the RQ queue and its workers.
 * ``intake_requests_open{severity}``, ``intake_requests_awaiting_acknowledgment{severity}``,
   ``intake_response_goal_breaches{severity}``, ``intake_pending_intake``.
+* ``intake_pin_lockouts_total{scope}``: PIN entry locked for one calling number (``number``)
+  or for every caller (``all``) after wrong PINs spent a budget (counter);
+  ``intake_pin_failures_last_hour``: the wrong PINs the budgets count now.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class GatewayCollector(Collector):
             yield _message_totals(self.svc.db.url, session)
             yield _latency(session)
             yield from _request_gauges(session)
+            yield from _pin_figures(session)
         yield from _queue_gauges(self.svc)
 
 
@@ -122,6 +126,22 @@ def _request_gauges(session: Session) -> Iterator[Metric]:
         "intake_pending_intake",
         "Accepted intake whose request a worker has yet to open.",
         value=stats.pending_intake(session),
+    )
+
+
+def _pin_figures(session: Session) -> Iterator[Metric]:
+    lockouts = CounterMetricFamily(
+        "intake_pin_lockouts",
+        "PIN entry locked after wrong PINs spent a budget: for one calling number or for all.",
+        labels=["scope"],
+    )
+    for scope, count in sorted(stats.pin_lockout_totals(session).items()):
+        lockouts.add_metric([scope], count)
+    yield lockouts
+    yield GaugeMetricFamily(
+        "intake_pin_failures_last_hour",
+        "Wrong PINs typed on the phone within the last hour.",
+        value=stats.pin_failures_last_hour(session),
     )
 
 

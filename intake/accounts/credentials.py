@@ -19,11 +19,13 @@ from intake.store.db import Database
 from intake.store.models import ApiToken, StaffUser, utcnow
 
 PASSWORD_SCRYPT_N = 2**14
-# A PIN has at most 10**8 values, so no work factor stops an offline search of a stolen
-# database; the PIN's real defence is the lockout after failed calls. A small factor (0.6 ms a
-# hash) keeps a 10,000-contact import to seconds; the salt still defeats precomputed tables.
-# Raising it is safe: an import re-hashes every PIN whose hash has another factor.
-PIN_SCRYPT_N = 2**8
+# A PIN has few values, so its hash must be slow enough that a stolen database does not give
+# the PINs away in seconds: scrypt with the parameters recommended for interactive logins
+# (n=2**14, r=8, p=1: about 16 MiB and 50 to 90 ms a hash on one core, so 10**4 guesses of one
+# salted PIN cost minutes, and every contact's PIN must be searched apart). The real defence
+# stays the lockouts (see voice.callers). Hashes of the earlier, smaller factor (n=2**8) still
+# verify, and are replaced by a hash of this factor at the next right PIN, or by the next import.
+PIN_SCRYPT_N = 2**14
 SCRYPT_R = 8
 SCRYPT_P = 1
 SCRYPT_MAXMEM = 64 * 1024 * 1024

@@ -109,6 +109,7 @@ def _contact_values(slot: Slot, pin_hash: str | None) -> dict[str, object]:
     }
     if pin_hash is not None:  # a new PIN also lifts a lockout earned with the old one
         values |= {"pin_hash": pin_hash, "pin_failures": 0, "pin_locked_until": None}
+        values["pin_locks"] = 0
     return values
 
 

@@ -1,5 +1,6 @@
 """The acknowledgment of a request opened from mail, written to the outbox in the request's
-transaction; unless the address got its fill of acknowledgments lately (``INTAKE_ACK_LIMIT``)
+transaction; unless the address got its fill of acknowledgments lately (``INTAKE_ACK_LIMIT``,
+counted apart for verified and unverified senders: see :mod:`intake.outbox.ratelimit`)
 or the mail cannot be written at all: then the request stays open, unacknowledged, and the
 intake log (outcome ``suppressed``) and the request say why."""
 
@@ -28,7 +29,8 @@ def acknowledge(
     contact: Contact,
     row: IntakeRecord,
 ) -> None:
-    budget = ack_budget(session, row.sender, settings.ack_limit_count_and_window)
+    limit = settings.ack_limit_count_and_window
+    budget = ack_budget(session, row.sender, limit, verified=row.sender_verified)
     if budget.exhausted:
         why = f"{budget.explain()} (INTAKE_ACK_LIMIT {settings.ack_limit})"
         _suppress(session, request, row, "rate_limited", why, limit=settings.ack_limit)

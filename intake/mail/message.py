@@ -64,6 +64,7 @@ def inbound_from_mail(
     ``sender_auth`` is the door's verdict on the sender, checked under ``sender_auth_mode``.
     """
     headers = read_headers(raw)
+    signed = _signed_numbers(headers, recipients, own)
     return InboundMessage(
         channel="email",
         sender=headers.from_address,
@@ -75,7 +76,8 @@ def inbound_from_mail(
         recipients=recipients,
         in_reply_to=headers.in_reply_to,
         references=headers.references,
-        request_numbers=_request_numbers(headers, recipients, own),
+        request_numbers=tuple(dict.fromkeys((*signed, *request_numbers_in(headers.subject)))),
+        signed_request_numbers=signed,
         automatic=_automatic(headers, envelope_sender, own),
         category=end_user_category(headers.subject),
         sender_auth=sender_auth,
@@ -97,17 +99,16 @@ def _automatic(headers: HeaderSummary, envelope_sender: str | None, own: OwnMail
     return None
 
 
-def _request_numbers(
+def _signed_numbers(
     headers: HeaderSummary, recipients: tuple[str, ...], own: OwnMail
 ) -> tuple[str, ...]:
-    """Signed numbers first (the Message-IDs and reply addresses of our mail, tags verified),
-    then the subject's; the pipeline still checks that each belongs to the sender's customer."""
-    signed: tuple[str, ...] = ()
-    if own.secret_key:
-        tokens = (
-            *signed_ids_in((*headers.in_reply_to, *headers.references)),
-            *headers.reply_tokens,
-            *reply_tokens_in(" ".join(recipients)),
-        )
-        signed = verified_numbers(own.secret_key, tokens)
-    return tuple(dict.fromkeys((*signed, *request_numbers_in(headers.subject))))
+    """The numbers of the Message-IDs and reply addresses of our mail whose tags verify; the
+    pipeline still checks that each belongs to the sender's customer."""
+    if not own.secret_key:
+        return ()
+    tokens = (
+        *signed_ids_in((*headers.in_reply_to, *headers.references)),
+        *headers.reply_tokens,
+        *reply_tokens_in(" ".join(recipients)),
+    )
+    return tuple(dict.fromkeys(verified_numbers(own.secret_key, tokens)))

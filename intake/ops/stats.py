@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, Float, Integer, case, cast, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload
 
 from intake.requests.staff_actions import OPEN_STATUSES
-from intake.store.models import IntakeRecord, ServiceRequest, utcnow
+from intake.store.models import IntakeRecord, PinFailure, PinLockout, ServiceRequest, utcnow
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # Acknowledgment latency buckets, in seconds (the last, +Inf, is implied).
@@ -217,3 +217,19 @@ def quantile_bound(histogram: LatencyHistogram, share: float) -> float | None:
         if count >= share * histogram.total:
             return bound
     return None
+
+
+def pin_lockout_totals(session: Session) -> dict[str, int]:
+    """PIN lockouts since the start: ``number`` (one calling number) and ``all`` (everyone)."""
+    kind = case((PinLockout.scope == "*", "all"), else_="number")
+    rows = session.execute(select(kind, func.count()).group_by(kind))
+    counts = {"number": 0, "all": 0}
+    counts.update({str(name): int(count) for name, count in rows})
+    return counts
+
+
+def pin_failures_last_hour(session: Session, now: dt.datetime | None = None) -> int:
+    """Wrong PINs typed on the phone within the hour before ``now``, as the budgets count them."""
+    since = (now or utcnow()) - HOUR
+    query = select(func.count()).select_from(PinFailure).where(PinFailure.at > since)
+    return session.scalar(query) or 0

@@ -23,6 +23,12 @@ class InboundMessage:
     ``sender_auth`` is the verdict on a mail's sender (None when not checked) and
     ``sender_auth_mode`` the INTAKE_SENDER_AUTH it was checked under; ``client_ip`` and
     ``envelope_sender`` are what the SMTP session said (the connecting IP, MAIL FROM).
+
+    ``signed_request_numbers`` are the request numbers named by a token of our own mail whose
+    HMAC tag verified (Message-IDs, reply addresses); ``request_numbers`` holds them and those
+    of the subject. ``sender_verified`` says the sender is who it claims (a mail's From passed
+    DMARC, a caller gave the PIN or a fully attested caller ID): only then does a bare
+    ``[SR-n]`` in the subject reach a request.
     """
 
     channel: str
@@ -35,6 +41,7 @@ class InboundMessage:
     in_reply_to: tuple[str, ...] = ()
     references: tuple[str, ...] = ()
     request_numbers: tuple[str, ...] = ()
+    signed_request_numbers: tuple[str, ...] = ()
     automatic: str | None = None
     category: str | None = None
     sender_count: int = 1
@@ -43,4 +50,5 @@ class InboundMessage:
     sender_auth_mode: str = "off"
     client_ip: str = ""
     envelope_sender: str = ""
+    sender_verified: bool = False
     received_at: dt.datetime = field(default_factory=utcnow)

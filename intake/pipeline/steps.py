@@ -9,6 +9,7 @@ acknowledgment) is done by a worker from the row, see :mod:`intake.pipeline.proc
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,12 +21,16 @@ from sqlalchemy.orm import Session
 
 from intake.errors import StorageUnavailable
 from intake.pipeline.inbound import InboundMessage
-from intake.store.contacts import ContactView, refusal_for
+from intake.store.contacts import UNVERIFIED_REFUSAL, ContactView, refusal_for
 from intake.store.db import Database
 from intake.store.intake_log import PENDING_OUTCOMES
 from intake.store.lookups import Lookups
 from intake.store.models import REOPENABLE, IntakeRecord, parse_request_number
 from parsers import clean_text
+
+# What the intake log keeps of a refused mail (the row records the whole size).
+REFUSED_BODY_PREFIX = 64 * 1024
+REFUSED_HEADER_LIMIT = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,8 @@ class Decision:
     contact_id: int | None = None
     request_id: int | None = None
     duplicate_of: int | None = None
+    detail: str = ""  # what staff read in the intake log, when it says more than ``sentence``
+    sender_verified: bool = False  # as the steps left it (see Context); kept on the row
 
     @property
     def needs_worker(self) -> bool:
@@ -51,11 +58,16 @@ SUPPRESSED_BOUNCE = ("suppressed", "bounce")
 
 @dataclass
 class Context:
-    """What the steps share while deciding one item."""
+    """What the steps share while deciding one item.
+
+    ``sender_verified`` starts as the door saw it (:class:`InboundMessage`); a step that
+    verifies the sender (a mail's DMARC verdict) may set it before the steps that read it.
+    """
 
     lookups: Lookups
     message: InboundMessage
     contact: ContactView | None = None
+    sender_verified: bool = False
 
 
 Step = Callable[[Context], Decision | None]
@@ -66,9 +78,11 @@ def find_duplicate(ctx: Context) -> Decision | None:
     original = ctx.lookups.original(ctx.message.dedupe_key)
     if original is None:
         return None
-    # A repeat of a refused item is refused again, with the same sentence.
-    outcome = "rejected" if original.outcome == "rejected" else "duplicate"
-    return Decision(outcome, original.reason, original.detail, duplicate_of=original.id)
+    # A repeat of a refused item is refused again, with what its sender was told the first time.
+    if original.outcome != "rejected":
+        return Decision("duplicate", original.reason, duplicate_of=original.id)
+    told = original.detail if original.sender_verified else UNVERIFIED_REFUSAL
+    return Decision("rejected", original.reason, told, duplicate_of=original.id)
 
 
 def suppress_automatic(ctx: Context) -> Decision | None:
@@ -84,6 +98,8 @@ def authenticate_sender(ctx: Context) -> Decision | None:
     sender's customer's own mode (a customer whose mail cannot pass yet may be set to monitor).
     Whoever the From header names, a held message opens nothing and is answered by nothing."""
     msg, verdict = ctx.message, ctx.message.sender_auth
+    if verdict is not None and verdict.dmarc == "pass":
+        ctx.sender_verified = True  # the From domain is proven: its [SR-n] may reach a request
     if verdict is None or not verdict.fails_policy:
         return None
     contact = ctx.lookups.contact_by_email(msg.sender) if msg.sender else None
@@ -107,7 +123,10 @@ def check_entitlement(ctx: Context) -> Decision | None:
     if refusal is None:
         return None
     contact_id = ctx.contact.contact_id if ctx.contact else None
-    return Decision("rejected", refusal.reason, refusal.sentence, contact_id=contact_id)
+    told = refusal.told(ctx.sender_verified)
+    return Decision(
+        "rejected", refusal.reason, told, contact_id=contact_id, detail=refusal.sentence
+    )
 
 
 def hold_ambiguous_author(ctx: Context) -> Decision | None:
@@ -122,10 +141,14 @@ def hold_ambiguous_author(ctx: Context) -> Decision | None:
 
 
 def find_request_replied_to(ctx: Context) -> Decision | None:
-    """A follow-up names one of the customer's requests: a signed token of our mail (the door
-    verified its tag) or the subject's [SR-000123]; either way only the sender's customer's."""
+    """A follow-up names one of the customer's requests, and only the sender's customer's: by a
+    signed token of our mail (the door verified its tag), or, from a verified sender, by the
+    subject's [SR-000123]. Request numbers are sequential: from an unverified sender a bare
+    number in the subject could be anyone's guess, so such mail opens a request of its own."""
     assert ctx.contact is not None  # check_entitlement ran before
-    for request_id in _candidate_requests(ctx.message):
+    msg = ctx.message
+    numbers = msg.request_numbers if ctx.sender_verified else msg.signed_request_numbers
+    for request_id in _candidate_requests(numbers):
         replied = ctx.lookups.replied_request(request_id)
         if replied is not None and replied.customer_id == ctx.contact.customer_id:
             # Said at the door already, so that its log line and the intake log agree.
@@ -138,11 +161,26 @@ def find_request_replied_to(ctx: Context) -> Decision | None:
 
 def accept_new_request(ctx: Context) -> Decision:
     assert ctx.contact is not None
-    return Decision("accepted", "new_request", contact_id=ctx.contact.contact_id)
+    return Decision(
+        "accepted", "new_request", contact_id=ctx.contact.contact_id, detail=_unfollowed(ctx)
+    )
 
 
-def _candidate_requests(msg: InboundMessage) -> list[int]:
-    ids = [i for n in msg.request_numbers if (i := parse_request_number(n)) is not None]
+def _unfollowed(ctx: Context) -> str:
+    """For staff: the subject named a request that an unverified sender cannot reach."""
+    ignored = [
+        n for n in ctx.message.request_numbers if n not in ctx.message.signed_request_numbers
+    ]
+    if ctx.sender_verified or not ignored:
+        return ""
+    return (
+        f"The subject names {', '.join(ignored)}, but the sender is not verified and the mail "
+        "carries no reply token of ours: it was taken as a new request."
+    )
+
+
+def _candidate_requests(numbers: Sequence[str]) -> list[int]:
+    ids = [i for n in numbers if (i := parse_request_number(n)) is not None]
     return list(dict.fromkeys(ids))
 
 
@@ -163,11 +201,11 @@ STEPS: tuple[tuple[str, Step], ...] = (
 
 
 def decide(session: Session, message: InboundMessage, lookups: Lookups | None = None) -> Decision:
-    ctx = Context(lookups or Lookups(session), message)
+    ctx = Context(lookups or Lookups(session), message, sender_verified=message.sender_verified)
     for _name, step in STEPS:
         decision = step(ctx)
         if decision is not None:
-            return decision
+            return dataclasses.replace(decision, sender_verified=ctx.sender_verified)
     raise AssertionError("the last step always decides")
 
 
@@ -222,7 +260,9 @@ def record_many_in(
 
 def _intake_values(msg: InboundMessage, decision: Decision) -> dict[str, Any]:
     repeat = decision.duplicate_of is not None
-    detail = f"same as intake #{decision.duplicate_of}" if repeat else decision.sentence
+    detail = decision.detail or decision.sentence
+    if repeat:
+        detail = f"same as intake #{decision.duplicate_of}"
     return {
         "channel": msg.channel,
         "received_at": msg.received_at,
@@ -242,6 +282,29 @@ def _intake_values(msg: InboundMessage, decision: Decision) -> dict[str, Any]:
         "contact_id": decision.contact_id,
         "request_id": decision.request_id,
         "size": len(msg.raw),
-        "raw": None if repeat else msg.raw,
+        "raw": None if repeat else _kept_copy(msg, decision),
         "auth": msg.sender_auth.as_json() if msg.sender_auth else None,
+        "sender_verified": decision.sender_verified,
     }
+
+
+def _kept_copy(msg: InboundMessage, decision: Decision) -> bytes:
+    """A refused mail costs bounded storage: its headers and the start of its body; anything
+    else is kept whole (it becomes a request, or staff may release it)."""
+    if decision.outcome != "rejected" or msg.channel != "email":
+        return msg.raw
+    return refused_copy(msg.raw)
+
+
+def refused_copy(raw: bytes) -> bytes:
+    """The headers (up to ``REFUSED_HEADER_LIMIT``) and at most ``REFUSED_BODY_PREFIX`` bytes
+    of the body."""
+    split = _end_of_headers(raw)
+    headers, body = raw[:split], raw[split:]
+    return headers[:REFUSED_HEADER_LIMIT] + body[:REFUSED_BODY_PREFIX]
+
+
+def _end_of_headers(raw: bytes) -> int:
+    """Where the body starts: after the first empty line (or the end, when there is none)."""
+    ends = [i + len(sep) for sep in (b"\r\n\r\n", b"\n\n") if (i := raw.find(sep)) >= 0]
+    return min(ends) if ends else len(raw)

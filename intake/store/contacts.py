@@ -32,10 +32,25 @@ class ContactView:
     sender_auth: str = ""  # the customer's own INTAKE_SENDER_AUTH; empty: the setting's
 
 
+# What a sender who is not verified is told, whatever the reason: anyone can write from any
+# address, so the answer must not tell a registered address from an unknown one, nor name a
+# customer or its support period. Staff read the precise reason in the intake log.
+UNVERIFIED_REFUSAL = (
+    "We could not open a request from this message. Requests are opened for the registered "
+    "contacts of customers with a current support agreement, written from the registered "
+    "address; end users put [Platform] or [Recording] in the subject. To be registered, ask "
+    "your company's technical contact, or call the service desk."
+)
+
+
 @dataclass(frozen=True)
 class Refusal:
     reason: str  # a reason code of CONTRACT §7
-    sentence: str  # what the sender is told, and what to do
+    sentence: str  # the precise reason and what to do: for staff, and for a verified sender
+
+    def told(self, sender_verified: bool) -> str:
+        """What the sender is told: the precise sentence only when the sender is verified."""
+        return self.sentence if sender_verified else UNVERIFIED_REFUSAL
 
 
 def find_contact_by_email(session: Session, address: str) -> ContactView | None:

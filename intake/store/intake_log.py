@@ -46,6 +46,7 @@ REASON_WORDS = {
     "unsendable": "The request opened, but its acknowledgment could not be composed or sent.",
     "status_inquiry": "A caller asked for the status of a request by phone.",
     "call_abandoned": "The caller hung up before a request could be opened.",
+    "pin_lockout": "Wrong PINs spent an hourly budget, so PIN entry was locked for the caller.",
 }
 
 
@@ -57,11 +58,14 @@ def reason_in_words(outcome: str, reason: str) -> str:
     return f"It {words}" + (f" ({reason.replace('_', ' ')})." if reason else ".")
 
 
-def body_preview(raw: bytes | None) -> str:
-    """The message's readable text (HTML turned to text), cut to PREVIEW_LIMIT characters."""
+def body_preview(raw: bytes | None, size: int | None = None) -> str:
+    """The message's readable text (HTML turned to text), cut to PREVIEW_LIMIT characters;
+    ``size`` is the whole message's (a refused one keeps only its start)."""
     if not raw:
         return ""
     text = parse_body(raw).text
+    if size is not None and len(raw) < size:
+        return text[:PREVIEW_LIMIT] + "\n[… the rest of this refused message was not kept]"
     if len(text) > PREVIEW_LIMIT:
         return text[:PREVIEW_LIMIT] + "\n[… cut here; the raw message is kept in full]"
     return text

@@ -37,6 +37,7 @@ class Original:
     outcome: str
     reason: str
     detail: str
+    sender_verified: bool
 
 
 class Lookups:
@@ -68,9 +69,13 @@ class Lookups:
                 IntakeRecord.outcome,
                 IntakeRecord.reason,
                 IntakeRecord.detail,
+                IntakeRecord.sender_verified,
             ).where(IntakeRecord.dedupe_key.in_(list(keys)))
         )
-        return {r.dedupe_key: Original(r.id, r.outcome, r.reason, r.detail) for r in rows}
+        return {
+            r.dedupe_key: Original(r.id, r.outcome, r.reason, r.detail, r.sender_verified)
+            for r in rows
+        }
 
 
 class ContactDirectory:

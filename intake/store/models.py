@@ -106,6 +106,7 @@ class Contact(Base):
     pin_hash: Mapped[str | None] = mapped_column(String(200))
     pin_failures: Mapped[int] = mapped_column(default=0)
     pin_locked_until: Mapped[dt.datetime | None]
+    pin_locks: Mapped[int] = mapped_column(default=0)  # locks in a row: each lasts longer
     available_24x7: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -247,8 +248,10 @@ class IntakeRecord(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     request_id: Mapped[int | None] = mapped_column(ForeignKey("service_requests.id"), index=True)
-    size: Mapped[int] = mapped_column(default=0)
-    raw: Mapped[bytes | None] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(default=0)  # of the whole item as received
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)  # a refused mail: a prefix only
+    # Whether the sender was verified (a mail's DMARC verdict, a caller's PIN or attestation).
+    sender_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     # The verdict on a mail's sender (intake.senderauth.Verdict.as_json); None: not checked.
     auth: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
@@ -381,9 +384,12 @@ class CallSession(Base):
     step: Mapped[int] = mapped_column(default=0)
     notice: Mapped[str] = mapped_column(Text, default="")  # said before the state's prompt
     caller: Mapped[str] = mapped_column(String(64), default="")  # From, as Twilio sent it
+    attestation: Mapped[str] = mapped_column(String(40), default="")  # Twilio's StirVerstat
     entered_phone: Mapped[str] = mapped_column(String(20), default="")
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
     identified_by: Mapped[str] = mapped_column(String(10), default="")  # caller_id or pin
+    # Where the call goes once the PIN confirms a caller ID that was not attested (status, Sev 1).
+    after_pin: Mapped[str] = mapped_column(String(20), default="")
     pin_attempts: Mapped[int] = mapped_column(default=0)
     prompt_attempts: Mapped[int] = mapped_column(default=0)  # unclear answers to this prompt
     category: Mapped[str | None] = mapped_column(String(20))
@@ -442,3 +448,30 @@ class UndeliverableAddress(Base):
     reason: Mapped[str] = mapped_column(Text, default="")  # the bounce's status, in words
     intake_id: Mapped[int | None] = mapped_column(ForeignKey("intake_log.id"))  # the bounce
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PinFailure(Base):
+    """One wrong PIN typed on the phone: the hourly budgets count these (see voice.callers)."""
+
+    __tablename__ = "pin_failures"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    caller: Mapped[str] = mapped_column(String(64), index=True)  # the calling number, as shown
+    entered_phone: Mapped[str] = mapped_column(String(20), default="")
+
+
+class PinLockout(Base):
+    """PIN entry refused for a while: for one calling number, or for every caller (``scope``
+    ``*``) when wrong PINs from everywhere used up the global budget."""
+
+    __tablename__ = "pin_lockouts"
+    __table_args__ = (Index("ix_pin_lockouts_scope_until", "scope", "until"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(64))  # a calling number, or "*" for everyone
+    level: Mapped[int] = mapped_column(default=1)  # the how-many-th lock in a row: its length
+    failures: Mapped[int] = mapped_column(default=0)  # wrong PINs within the hour that set it
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    until: Mapped[dt.datetime]
+    intake_id: Mapped[int | None] = mapped_column(ForeignKey("intake_log.id"))  # staff's row
