@@ -20,8 +20,10 @@ from intake.errors import ConfigError
 ENV_PREFIX = "INTAKE_"
 # Twilio's variables keep Twilio's own names in the environment.
 UNPREFIXED_ENV = ("twilio_account_sid", "twilio_auth_token", "twilio_phone_number")
-# Tables that only the TOML file can hold; they are read by the policy module.
-POLICY_TABLES = ("severity", "calendar", "rota", "default_severity")
+# Tables that only the TOML file can hold; they are read by the policy module (and the
+# ``[[imap]]`` mailboxes by the IMAP door).
+POLICY_TABLES = ("severity", "calendar", "rota", "default_severity", "imap")
+IMAP_AFTER = ("move", "flag")
 SENDER_AUTH_MODES = ("enforce", "monitor", "off")
 LOG_FORMATS = ("text", "json")
 ACK_LIMIT_WINDOWS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -43,7 +45,14 @@ class Settings:
     support_addresses: tuple[str, ...] = ("support@intake.localhost",)
     outbound_smtp_url: str = ""  # empty: acknowledgments go to the maildir var/outbox/
     ack_from: str = "support@intake.localhost"
-    imap_url: str = ""
+    imap_url: str = ""  # one mailbox URL or several, comma-separated; or [[imap]] tables
+    imap_ca_file: str = ""  # PEM CA certificates the IMAP server's certificate is checked against
+    imap_oauth2_token_command: str = ""  # prints an OAuth2 access token (XOAUTH2 login)
+    imap_processed_folder: str = "Processed"
+    imap_quarantine_folder: str = "Quarantine"
+    imap_after: str = "move"  # "move" to the processed folder, or "flag" in place
+    imap_max_attempts: int = 3  # failures before a message goes to the quarantine folder
+    imap_poll_interval: int = 60  # seconds between polls where the server has no IDLE
     sender_auth: str = "enforce"
     dns_resolver: str = ""
     ack_limit: str = "20/hour"
@@ -162,8 +171,7 @@ def _validated(s: Settings) -> Settings:
     _check_url("public_url", s.public_url, ("http", "https"))
     if s.outbound_smtp_url:
         _check_url("outbound_smtp_url", s.outbound_smtp_url, ("smtp", "smtps"))
-    if s.imap_url:
-        _check_url("imap_url", s.imap_url, ("imap", "imaps"))
+    _check_imap(s)
     if s.twilio_api_base:
         _check_url("twilio_api_base", s.twilio_api_base, ("http", "https"))
     _check_choice("sender_auth", s.sender_auth, SENDER_AUTH_MODES)
@@ -180,6 +188,16 @@ def _validated(s: Settings) -> Settings:
         raise ConfigError("Setting 'max_message_size' must be at least 1024 bytes.")
     _check_tls_files(s.tls_cert_file, s.tls_key_file)
     return s
+
+
+def _check_imap(s: Settings) -> None:
+    for imap_url in (u.strip() for u in s.imap_url.split(",") if u.strip()):
+        _check_url("imap_url", imap_url, ("imap", "imaps"))
+    _check_choice("imap_after", s.imap_after, IMAP_AFTER)
+    if not 1 <= s.imap_max_attempts <= 100:
+        raise ConfigError("Setting 'imap_max_attempts' must be between 1 and 100.")
+    if not 1 <= s.imap_poll_interval <= 3600:
+        raise ConfigError("Setting 'imap_poll_interval' must be between 1 and 3600 seconds.")
 
 
 def _check_tls_files(cert_file: str, key_file: str) -> None:

@@ -9,12 +9,15 @@ the intake log, are kept for COUNTS_TTL seconds per process, well under a scrape
 * ``intake_acknowledgment_latency_seconds{severity}``: receipt to acknowledgment, for requests
   received in the last 7 days (a gauge histogram: the window slides).
 * ``intake_queue_jobs{state}``, ``intake_workers``: the RQ queue and its workers.
+* ``intake_imap_last_poll_timestamp_seconds{mailbox}``, ``..._last_success_...``,
+  ``..._last_error_...``, ``intake_imap_messages_total{mailbox}``: the IMAP door's mailboxes.
 * ``intake_requests_open{severity}``, ``intake_requests_awaiting_acknowledgment{severity}``,
   ``intake_response_goal_breaches{severity}``, ``intake_pending_intake``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +34,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session
 
 from intake import stats
+from intake.mail.imap_state import mailbox_states
 from web import Services, services
 from web.auth import require_staff_or_token
 from web.doors import queue_state
@@ -60,6 +64,7 @@ class GatewayCollector(Collector):
             yield _message_totals(self.svc.db.url, session)
             yield _latency(session)
             yield from _request_gauges(session)
+            yield from _imap_gauges(session)
         yield from _queue_gauges(self.svc)
 
 
@@ -123,6 +128,31 @@ def _request_gauges(session: Session) -> Iterator[Metric]:
         "Accepted intake whose request a worker has yet to open.",
         value=stats.pending_intake(session),
     )
+
+
+def _imap_gauges(session: Session) -> Iterator[Metric]:
+    states = mailbox_states(session)
+    for moment in ("last_poll", "last_success", "last_error_at"):
+        name = moment.removesuffix("_at")
+        family = GaugeMetricFamily(
+            f"intake_imap_{name}_timestamp_seconds",
+            f"When the IMAP door's {name.replace('_', ' ')} of each mailbox happened (Unix time).",
+            labels=["mailbox"],
+        )
+        for state in states:
+            if state[moment]:
+                family.add_metric([state["mailbox"]], _unix(state[moment]))
+        yield family
+    total = CounterMetricFamily(
+        "intake_imap_messages", "Messages the IMAP door recorded, by mailbox.", labels=["mailbox"]
+    )
+    for state in states:
+        total.add_metric([state["mailbox"]], state["messages"])
+    yield total
+
+
+def _unix(moment: str) -> float:
+    return dt.datetime.fromisoformat(moment).timestamp()
 
 
 def _queue_gauges(svc: Services) -> Iterator[Metric]:
