@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, text
 from intake.db import Database, upgrade
 from intake.models import Base
 from intake.settings import Settings, load_settings
+from tests.dovecot import Dovecot
 from tests.helpers import PrivateRedis, Relay
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,3 +122,11 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         env={"INTAKE_CONFIG": str(ROOT / "config" / "intake.toml")},
         overrides={"var_dir": str(tmp_path / "var"), "database_url": database_url},
     )
+
+
+@pytest.fixture
+def dovecot() -> Iterator[Dovecot]:
+    """A real Dovecot IMAP server (TLS only, a private CA) with one empty mailbox."""
+    server = Dovecot().start()
+    yield server
+    server.stop()

@@ -9,6 +9,7 @@ against a small token validator (RFC 7662 introspection) on 127.0.0.1 run by the
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import pwd
@@ -261,13 +262,39 @@ userdb {{
             except Exception:
                 client.shutdown()
 
-    def deliver(self, *messages: bytes, folder: str = "INBOX") -> None:
-        """APPEND each message to ``folder`` (made when missing)."""
+    def deliver(
+        self,
+        *messages: bytes,
+        folder: str = "INBOX",
+        flags: tuple[bytes, ...] = (),
+        when: dt.datetime | None = None,
+    ) -> list[int]:
+        """APPEND each message to ``folder`` (made when missing); returns their UIDs."""
         with self.client() as client:
             if not client.folder_exists(folder):
                 client.create_folder(folder)
-            for message in messages:
-                client.append(folder, message)
+            answers = [client.append(folder, m, flags=flags, msg_time=when) for m in messages]
+        return [int(a.split(b"]")[0].split()[-1]) for a in answers]
+
+    def file_of(self, uid: int, folder: str = "INBOX") -> Path:
+        """The maildir file of a message (Dovecot's uidlist names it by UID)."""
+        base = self.root / "mail" / self.user
+        if folder != "INBOX":
+            base = base / f".{folder}"
+        for line in (base / "dovecot-uidlist").read_text().splitlines()[1:]:
+            number, _, name = line.partition(":")
+            if int(number.split()[0]) == uid:
+                (found,) = [*base.glob(f"cur/{name}*"), *base.glob(f"new/{name}*")]
+                return found
+        raise AssertionError(f"no UID {uid} in {folder}")
+
+    def kick(self) -> None:
+        """End the user's IMAP sessions, as an administrator (or a server restart) would."""
+        subprocess.run(
+            ["doveadm", "-c", str(self.root / "dovecot.conf"), "kick", self.user],
+            check=True,
+            capture_output=True,
+        )
 
     def count(self, folder: str) -> int:
         with self.client() as client:

@@ -167,11 +167,14 @@ class MailboxPoller:
         ensure_mailbox(self.db, self.key)
         if not self._renew_lease():
             raise LeaseLost(f"another poller holds the lease on {self.key}")
-        client = self._connect()
         try:
-            self.poll(client)
+            client = self._connect()
+            try:
+                self.poll(client)
+            finally:
+                _close(client)
         finally:
-            _close(client)
+            release_lease(self.db, self.key, self.holder)
 
     def _connect(self) -> IMAPClient:
         client = open_session(self.mailbox)
