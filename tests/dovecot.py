@@ -20,7 +20,6 @@ import ssl
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -155,14 +154,16 @@ class Dovecot:
         )  # fmt: skip
 
     def _write_users(self) -> None:
-        (self.root / "users").write_text(f"{self.user}:{{PLAIN}}{self.password}::::::\n")
+        # A new file in place of the old (a new inode): Dovecot sees the change at once.
+        fresh = self.root / "users.new"
+        fresh.write_text(f"{self.user}:{{PLAIN}}{self.password}::::::\n")
+        fresh.chmod(0o644)
+        fresh.replace(self.root / "users")
 
     def set_password(self, password: str) -> None:
         """Change the user's password (Dovecot re-reads the file when it changes)."""
         self.password = password
         self._write_users()
-        later = time.time() + 2  # a new mtime even within the same second
-        os.utime(self.root / "users", (later, later))
 
     def _config(self, mail_user: pwd.struct_passwd) -> str:
         r = self.root

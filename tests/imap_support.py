@@ -3,6 +3,7 @@ thread, the intake rows, and a TCP proxy that cuts a connection in the middle of
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import socket
 import threading
@@ -123,10 +124,8 @@ class CuttingProxy:
         except OSError:
             pass
         for sock in (source, sink):
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
 
     def close(self) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import random
 import socket
 import ssl
@@ -272,7 +273,8 @@ class MailboxPoller:
         count_attempt(self.db, self.key, at.uidvalidity, uid, error="interrupted while being read")
         try:
             fetched = _fetch(client, [uid])
-        except IMAPClientAbortError:
+        except IMAPClientAbortError as exc:  # the server (or the network) dropped us on it
+            count_attempt(self.db, self.key, at.uidvalidity, uid, error=describe(exc), by=0)
             raise
         except IMAPClientError as exc:
             return self._failed_message(
@@ -390,7 +392,9 @@ class MailboxPoller:
         started = time.monotonic()
         try:
             while not self.stop.is_set() and time.monotonic() - started < IDLE_REISSUE:
+                asked = time.monotonic()
                 responses = client.idle_check(timeout=IDLE_CHECK)
+                _check_alive(client, responses, time.monotonic() - asked)
                 if any(_is_news(r) for r in responses):
                     return
                 self._keep_lease()
@@ -422,6 +426,31 @@ def _uids_up_to(client: IMAPClient, last_uid: int, flagging: bool) -> list[int]:
     if flagging:
         criteria += ["UNKEYWORD", PROCESSED_KEYWORD.decode()]
     return sorted(u for u in client.search(criteria) if u <= last_uid)
+
+
+def _check_alive(client: IMAPClient, responses: list[object], waited: float) -> None:
+    """imapclient's idle_check swallows the end of the connection and answers nothing at
+    once; so nothing, well before the timeout, with the peer's end of the TCP connection
+    closed, means the server is gone (as does a BYE). (Nothing early can also be a TLS record
+    without data, such as a session ticket: the connection is then still open.)"""
+    if any(isinstance(r, tuple) and r and r[0] == b"BYE" for r in responses):
+        raise IMAPClientAbortError("the server said BYE during IDLE")
+    if not responses and waited < IDLE_CHECK / 2 and _peer_closed(client.socket()):
+        raise IMAPClientAbortError("the server closed the connection during IDLE")
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    """Whether the TCP connection under ``sock`` has ended (a peek at the raw bytes; TLS
+    sockets allow no peek of their own)."""
+    raw = socket.socket(fileno=os.dup(sock.fileno()))
+    try:
+        return raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    finally:
+        raw.close()
 
 
 def _is_news(response: object) -> bool:

@@ -79,6 +79,7 @@ class MailboxRecorder:
         self.on_committed = on_committed
         self.own = OwnMail.from_settings(settings)
         self.directory = ContactDirectory()
+        self.count = 0  # messages recorded by this poller
 
     def record(
         self, fetched: Sequence[Fetched], at: Position
@@ -186,6 +187,7 @@ class MailboxRecorder:
         return dataclasses.replace(message, received_at=item.received_at)
 
     def _notify(self, recorded: list[Recorded]) -> None:
+        self.count += len(recorded)
         pending = [r.intake_id for r in recorded if r.decision.needs_worker]
         if pending and self.on_committed is not None:
             try:
