@@ -27,6 +27,7 @@ COMMANDS = [
     [],
     ["run"],
     ["smtp"],
+    ["imap"],
     ["worker"],
     ["web"],
     ["db"],
