@@ -192,12 +192,23 @@ def _validated(s: Settings) -> Settings:
 
 def _check_imap(s: Settings) -> None:
     for imap_url in (u.strip() for u in s.imap_url.split(",") if u.strip()):
-        _check_url("imap_url", imap_url, ("imap", "imaps"))
+        try:
+            _check_url("imap_url", imap_url, ("imap", "imaps"))
+        except ConfigError as exc:  # the sentence quotes the URL: never its password
+            raise ConfigError(_without_password(str(exc), imap_url)) from None
     _check_choice("imap_after", s.imap_after, IMAP_AFTER)
     if not 1 <= s.imap_max_attempts <= 100:
         raise ConfigError("Setting 'imap_max_attempts' must be between 1 and 100.")
     if not 1 <= s.imap_poll_interval <= 3600:
         raise ConfigError("Setting 'imap_poll_interval' must be between 1 and 3600 seconds.")
+
+
+def _without_password(sentence: str, url: str) -> str:
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    return sentence.replace(password, "***") if password else sentence
 
 
 def _check_tls_files(cert_file: str, key_file: str) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import shutil
 import socket
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -202,3 +204,13 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: floa
             return result
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+def web_health(web_port: int) -> dict[str, Any] | None:
+    """GET /api/health of a web server on 127.0.0.1, or None while it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/api/health", timeout=2) as r:
+            data: dict[str, Any] = json.load(r)
+            return data
+    except OSError:
+        return None

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import smtplib
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -21,7 +19,7 @@ from click.testing import CliRunner
 from intake.cli import cli
 from intake.db import alembic_config
 from tests.conftest import ROOT
-from tests.helpers import free_port, make_mail, wait_for
+from tests.helpers import free_port, make_mail, wait_for, web_health
 
 COMMANDS = [
     [],
@@ -125,18 +123,9 @@ def demo(tmp_path: Path) -> Iterator[tuple[int, int, Path]]:
         assert "stopped" in errors
 
 
-def _health(web_port: int) -> dict[str, object] | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/api/health", timeout=2) as r:
-            data: dict[str, object] = json.load(r)
-            return data
-    except OSError:
-        return None
-
-
 def test_the_demo_takes_a_mail_and_acknowledges_it(demo: tuple[int, int, Path]) -> None:
     smtp_port, web_port, home = demo
-    health = wait_for(partial(_health, web_port), timeout=60)
+    health = wait_for(partial(web_health, web_port), timeout=60)
     assert health["status"] == "ok"
     wait_for((home / "var" / "redis.sock").exists, timeout=30)
 

@@ -173,3 +173,9 @@ def test_the_readme_documents_the_imap_settings() -> None:
         "[[imap]]",
     ):
         assert name in readme, name
+
+
+def test_a_refused_mailbox_url_is_quoted_without_its_password(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as refused:
+        _settings(tmp_path, imap_url="pop3://desk:hunter2@mail.example/INBOX")
+    assert "imap_url" in str(refused.value) and "hunter2" not in str(refused.value)

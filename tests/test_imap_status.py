@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -11,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import redis
@@ -25,7 +23,7 @@ from intake.mail.imap_door import ImapDoor
 from intake.settings import Settings
 from tests.conftest import ROOT
 from tests.dovecot import Dovecot
-from tests.helpers import free_port, wait_for
+from tests.helpers import free_port, wait_for, web_health
 from tests.imap_support import imap_settings, mail, rows
 from tests.web_support import PASSWORD, sign_in
 from web import create_app
@@ -82,17 +80,8 @@ def test_the_dashboard_health_and_metrics_show_the_imap_door(
         door.stop()
 
 
-def _health(web_port: int) -> dict[str, object] | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/api/health", timeout=2) as r:
-            data: dict[str, object] = json.load(r)
-            return data
-    except OSError:
-        return None
-
-
 def _imap_alive(web_port: int) -> bool:
-    health = _health(web_port)
+    health = web_health(web_port)
     imap = (health or {}).get("components", {}).get("imap", {})  # type: ignore[attr-defined]
     return bool(imap.get("status") == "ok" and imap["mailboxes"][0]["last_success"])
 

@@ -231,8 +231,8 @@ def _state(row: ImapMailboxState) -> dict[str, Any]:
     def moment(value: dt.datetime | None) -> str | None:
         return value.isoformat() if value else None
 
-    failing = bool(row.last_error_at) and (
-        row.last_success_at is None or row.last_error_at > row.last_success_at  # type: ignore[operator]
+    failing = row.last_error_at is not None and (
+        row.last_success_at is None or row.last_error_at > row.last_success_at
     )
     return {
         "mailbox": row.mailbox,
