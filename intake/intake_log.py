@@ -41,6 +41,8 @@ REASON_WORDS = {
     "unsendable": "The request opened, but its acknowledgment could not be composed or sent.",
     "status_inquiry": "A caller asked for the status of a request by phone.",
     "call_abandoned": "The caller hung up before a request could be opened.",
+    "imap_failure": "It could not be read from its mailbox, time after time; it was moved to "
+    "the mailbox's quarantine folder.",
 }
 
 

@@ -201,8 +201,11 @@ def recipients_of(raw: bytes) -> tuple[str, ...]:
     mailbox): Delivered-To and X-Original-To, then To and Cc. Our signed reply addresses
     (support+sr-...) among them thread a reply to its request."""
     headers = BytesHeaderParser().parsebytes(raw)
-    values = [str(v) for name in RECIPIENT_HEADERS for v in headers.get_all(name) or []]
-    addresses = [a.lower() for _, a in getaddresses(values) if "@" in a]
+    try:
+        values = [str(v) for name in RECIPIENT_HEADERS for v in headers.get_all(name) or []]
+        addresses = [a.lower() for _, a in getaddresses(values) if "@" in a]
+    except (ValueError, TypeError, IndexError):  # a mangled header: no recipients to go on
+        return ()
     return tuple(dict.fromkeys(addresses))[:50]
 
 
