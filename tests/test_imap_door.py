@@ -5,10 +5,12 @@ to the processed folder."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from sqlalchemy import func, select
 
 from intake.db import Database
+from intake.links import reply_address
 from intake.mail.imap_config import mailboxes
 from intake.mail.imap_state import position
 from intake.mail.registration_note import PURPOSE as NOTE
@@ -17,6 +19,7 @@ from intake.settings import Settings
 from tests.dovecot import Dovecot
 from tests.helpers import add_contact, make_mail, wait_for
 from tests.imap_support import imap_settings, mail, message_ids, poller, polling, rows
+from tests.web_support import add_request
 
 
 def test_mail_in_the_mailbox_becomes_intake_rows_then_moves_to_processed(
@@ -162,3 +165,38 @@ def test_several_mailboxes_are_polled_each_in_its_own_folder(
         poller(settings, db, mailbox=mailbox).poll_once()
     assert len(rows(db)) == 3
     assert (dovecot.count("Processed"), dovecot.count("HelpDone")) == (1, 2)
+
+
+def test_a_reply_to_our_signed_reply_address_is_added_to_its_request(
+    settings: Settings, db: Database, dovecot: Dovecot
+) -> None:
+    ada = add_contact(db, "ada@acme.example")
+    request = add_request(db, ada)
+    settings = imap_settings(settings, dovecot).replace(secret_key="imap-" + "k" * 27)
+    to = reply_address(settings.secret_key, request.number, "support@intake.localhost")
+    # No request number in the subject: only the address it was sent to threads it (the
+    # mailbox keeps no envelope, so the door reads Delivered-To, To and Cc).
+    reply = make_mail("Ada Lovelace <ada@acme.example>", "Re: your note", to=to).as_bytes()
+    dovecot.deliver(reply)
+    poller(settings, db).poll_once()
+    ((outcome, reason, request_id),) = [(r.outcome, r.reason, r.request_id) for r in rows(db)]
+    assert (outcome, reason, request_id) == ("appended", "follow_up", request.id)
+
+
+def test_a_message_over_the_size_limit_is_refused_without_fetching_its_body(
+    settings: Settings, db: Database, dovecot: Dovecot
+) -> None:
+    add_contact(db, "ada@acme.example")
+    settings = imap_settings(settings, dovecot).replace(max_message_size=4096)
+    large = make_mail("Ada Lovelace <ada@acme.example>", "[Sev3] Huge log", size=20_000)
+    dovecot.deliver(large.as_bytes(), mail())
+    poller(settings, db).poll_once()
+    refused, accepted = rows(db)
+    assert (refused.outcome, refused.reason, refused.raw) == ("rejected", "too_large", None)
+    assert (refused.sender, refused.subject) == ("ada@acme.example", "[Sev3] Huge log")
+    assert refused.size > 20_000 and "over the limit of 4096 bytes" in refused.detail
+    assert accepted.outcome == "accepted"
+    assert dovecot.count("Processed") == 2
+    # Dovecot's account of each session: no session was sent the large message's body.
+    sent = [int(n) for n in re.findall(r"body_bytes=(\d+)", dovecot.log_file.read_text())]
+    assert sent and max(sent) < 4096

@@ -64,6 +64,8 @@ IDLE_CHECK = 2.0  # seconds between looks at the stop signal while idling
 PROCESSED_KEYWORD = b"$IntakeProcessed"
 DELETED = b"\\Deleted"
 FETCH_ITEMS = [b"BODY.PEEK[]", b"INTERNALDATE"]
+HEADER_ITEMS = [b"BODY.PEEK[HEADER]", b"INTERNALDATE"]
+SIZE = b"RFC822.SIZE"
 NEWS = (b"EXISTS", b"RECENT")
 # What ends a session and is tried again after a backoff: the network, TLS, the server, the
 # login, the token command, the database.
@@ -107,6 +109,7 @@ class MailboxPoller:
         self.backoff = backoff
         self.lease_seconds = lease_seconds
         self.recorder = MailboxRecorder(db, settings, self.key, holder, on_committed)
+        self.size_limit = settings.max_message_size
         self.between_commit_and_move = between_commit_and_move
         self.failures_in_row = 0
         self.last_delay = 0.0
@@ -253,7 +256,7 @@ class MailboxPoller:
             return at
         self.suspects = set(uids)  # until the fetch returns: a dropped connection names them
         try:
-            fetched = _fetch(client, uids)
+            fetched = _fetch(client, uids, self.size_limit)
         except IMAPClientAbortError:
             raise
         except IMAPClientError as exc:  # the server refused the batch: find the one it minds
@@ -272,7 +275,7 @@ class MailboxPoller:
             return Position(at.uidvalidity, max(at.last_uid, uid))
         count_attempt(self.db, self.key, at.uidvalidity, uid, error="interrupted while being read")
         try:
-            fetched = _fetch(client, [uid])
+            fetched = _fetch(client, [uid], self.size_limit)
         except IMAPClientAbortError as exc:  # the server (or the network) dropped us on it
             count_attempt(self.db, self.key, at.uidvalidity, uid, error=describe(exc), by=0)
             raise
@@ -402,14 +405,28 @@ class MailboxPoller:
             client.idle_done()
 
 
-def _fetch(client: IMAPClient, uids: Sequence[int]) -> list[Fetched]:
-    """The messages still there, in UID order (one expunged meanwhile is simply absent)."""
-    found = client.fetch(list(uids), FETCH_ITEMS)
-    return [
+def _fetch(client: IMAPClient, uids: Sequence[int], limit: int) -> list[Fetched]:
+    """The messages still there, in UID order (one expunged meanwhile is simply absent); of a
+    message over ``limit`` bytes only the header is fetched (it is recorded as too large)."""
+    sizes = client.fetch(list(uids), [SIZE])
+    small = [u for u in sorted(sizes) if int(sizes[u].get(SIZE, 0)) <= limit]
+    large = [u for u in sorted(sizes) if u not in small]
+    found = [
         Fetched(uid, bytes(data[b"BODY[]"]), _received_at(data.get(b"INTERNALDATE")))
-        for uid, data in sorted(found.items())
+        for uid, data in (client.fetch(small, FETCH_ITEMS) if small else {}).items()
         if b"BODY[]" in data
     ]
+    found += [
+        Fetched(
+            uid,
+            bytes(data[b"BODY[HEADER]"]),
+            _received_at(data.get(b"INTERNALDATE")),
+            too_large=int(sizes[uid][SIZE]),
+        )
+        for uid, data in (client.fetch(large, HEADER_ITEMS) if large else {}).items()
+        if b"BODY[HEADER]" in data
+    ]
+    return sorted(found, key=lambda f: f.uid)
 
 
 def _received_at(value: object) -> dt.datetime:

@@ -31,6 +31,7 @@ from intake.mail.registration_note import note_unknown_sender_in, wants_note
 from intake.models import IntakeRecord
 from intake.pipeline import Decision, record_many_in
 from intake.settings import Settings
+from parsers import clean_text, read_headers
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class Fetched:
     uid: int
     raw: bytes
     received_at: dt.datetime
+    too_large: int = 0  # the size of a message over the limit (``raw`` is its header only)
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ class MailboxRecorder:
         for attempt in (1, 2):
             try:
                 with self.db.transaction() as session:
-                    recorded = self._record_in(session, fetched)
+                    recorded = self._record_in(session, fetched, at.uidvalidity)
                     clear_failures_in(
                         session, self.mailbox, at.uidvalidity, [f.uid for f in fetched]
                     )
@@ -119,7 +121,37 @@ class MailboxRecorder:
                 raise StorageUnavailable(str(exc.orig or exc)) from exc
         raise AssertionError("unreachable")
 
-    def _record_in(self, session: Session, fetched: Sequence[Fetched]) -> list[Recorded]:
+    def _record_in(
+        self, session: Session, fetched: Sequence[Fetched], uidvalidity: int
+    ) -> list[Recorded]:
+        large = [self._too_large_in(session, f, uidvalidity) for f in fetched if f.too_large]
+        return large + self._decide_in(session, [f for f in fetched if not f.too_large])
+
+    def _too_large_in(self, session: Session, item: Fetched, uidvalidity: int) -> Recorded:
+        """A message over the size limit: refused as the SMTP door refuses one (its bytes
+        are not kept; it stays in the processed folder)."""
+        headers = read_headers(item.raw)
+        row = IntakeRecord(
+            channel="email",
+            received_at=item.received_at,
+            sender=clean_text(headers.from_address[:320]),
+            subject=clean_text(headers.subject),
+            message_id=clean_text(headers.message_id[:998]),
+            dedupe_key=f"imap-too-large:{self.mailbox}:{uidvalidity}:{item.uid}"[-128:],
+            outcome="rejected",
+            reason="too_large",
+            detail=f"{item.too_large} bytes, over the limit of "
+            f"{self.settings.max_message_size} bytes",
+            state="done",
+            size=item.too_large,
+        )
+        session.add(row)
+        session.flush()
+        return Recorded(item.uid, row.id, Decision("rejected", "too_large"))
+
+    def _decide_in(self, session: Session, fetched: Sequence[Fetched]) -> list[Recorded]:
+        if not fetched:
+            return []
         messages = [self.inbound(f) for f in fetched]
         results: dict[int, tuple[Decision, int]] = {}
         for round_ in _rounds_of_distinct_keys(messages):
