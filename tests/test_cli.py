@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import smtplib
-import subprocess
-import sys
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -19,7 +15,7 @@ from click.testing import CliRunner
 from intake.cli import cli
 from intake.db import alembic_config
 from tests.conftest import ROOT
-from tests.helpers import free_port, make_mail, wait_for, web_health
+from tests.helpers import make_mail, start_demo, wait_for, web_health
 
 COMMANDS = [
     [],
@@ -102,24 +98,12 @@ def test_a_bad_import_file_lists_every_problem_and_writes_nothing(
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[tuple[int, int, Path]]:
     """`intake run --demo` as a new user starts it, in a directory of its own."""
-    shutil.copytree(ROOT / "config", tmp_path / "config")
-    smtp_port, web_port = free_port(), free_port()
-    env = dict(os.environ) | {"INTAKE_SMTP_PORT": str(smtp_port), "INTAKE_WEB_PORT": str(web_port)}
-    for name in ("INTAKE_REDIS_URL", "INTAKE_DATABASE_URL", "INTAKE_CONFIG"):
-        env.pop(name, None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "intake", "run", "--demo"],
-        cwd=tmp_path,
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    demo = start_demo(tmp_path, ROOT / "config")
     try:
-        yield smtp_port, web_port, tmp_path
+        yield demo.smtp_port, demo.web_port, tmp_path
     finally:
-        process.send_signal(signal.SIGINT)
-        _, errors = process.communicate(timeout=30)
-        assert process.returncode == 0, errors
+        errors = demo.stop(timeout=30)
+        assert demo.process.returncode == 0, errors
         assert "stopped" in errors
 
 

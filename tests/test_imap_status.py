@@ -3,12 +3,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +18,7 @@ from intake.mail.imap_door import ImapDoor
 from intake.settings import Settings
 from tests.conftest import ROOT
 from tests.dovecot import Dovecot
-from tests.helpers import free_port, wait_for, web_health
+from tests.helpers import start_demo, wait_for, web_health
 from tests.imap_support import imap_settings, mail, rows
 from tests.web_support import PASSWORD, sign_in
 from web import create_app
@@ -89,23 +84,9 @@ def _imap_alive(web_port: int) -> bool:
 def test_intake_run_with_a_mailbox_runs_the_poller_and_acknowledges_its_mail(
     dovecot: Dovecot, tmp_path: Path
 ) -> None:
-    shutil.copytree(ROOT / "config", tmp_path / "config")
-    smtp_port, web_port = free_port(), free_port()
-    env = dict(os.environ) | {
-        "INTAKE_SMTP_PORT": str(smtp_port),
-        "INTAKE_WEB_PORT": str(web_port),
-        "INTAKE_IMAP_URL": dovecot.imaps_url(),
-        "INTAKE_IMAP_CA_FILE": dovecot.ca_file,
-    }
-    for name in ("INTAKE_REDIS_URL", "INTAKE_DATABASE_URL", "INTAKE_CONFIG"):
-        env.pop(name, None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "intake", "run", "--demo"],
-        cwd=tmp_path,
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    imap = {"INTAKE_IMAP_URL": dovecot.imaps_url(), "INTAKE_IMAP_CA_FILE": dovecot.ca_file}
+    demo = start_demo(tmp_path, ROOT / "config", imap)
+    web_port = demo.web_port
     try:
         wait_for(lambda: _imap_alive(web_port), timeout=90, interval=0.5)
         dovecot.deliver(mail("Ada Lovelace <ada@acme.example>", "[Sev1] Nothing loads"))
@@ -114,7 +95,6 @@ def test_intake_run_with_a_mailbox_runs_the_poller_and_acknowledges_its_mail(
         assert "Subject: [SR-000001] Received: [Sev1] Nothing loads" in ack.read_text()
         assert dovecot.count("Processed") == 1
     finally:
-        process.send_signal(signal.SIGINT)
-        _, errors = process.communicate(timeout=60)
-    assert process.returncode == 0, errors
+        errors = demo.stop()
+    assert demo.process.returncode == 0, errors
     assert "imap      polling the configured mailboxes" in errors
