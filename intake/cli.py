@@ -329,6 +329,48 @@ def smtp(
     door.stop()
 
 
+@cli.command()
+@click.pass_context
+def imap(ctx: click.Context) -> None:
+    """Run the IMAP poller: read the support mailboxes into the intake log.
+
+    Mailboxes: INTAKE_IMAP_URL (imaps://user:password@host/INBOX, several comma-separated) or
+    [[imap]] tables in the config file. Always TLS: imaps://, or imap:// with STARTTLS
+    required; the certificate is checked (against INTAKE_IMAP_CA_FILE where set). Without a
+    password in the URL the login is XOAUTH2 with the token INTAKE_IMAP_OAUTH2_TOKEN_COMMAND
+    prints (run again for every login). Each message is recorded like mail to the SMTP door,
+    then moved to INTAKE_IMAP_PROCESSED_FOLDER (or flagged, INTAKE_IMAP_AFTER=flag); one that
+    fails INTAKE_IMAP_MAX_ATTEMPTS times goes to INTAKE_IMAP_QUARANTINE_FOLDER. Several
+    pollers (on several hosts) share the work: one at a time per mailbox.
+    """
+    from intake.errors import ConfigError
+    from intake.jobs.batch import enqueue_intakes_quietly
+    from intake.jobs.queue import connect_redis, make_queue
+    from intake.mail.imap_door import ImapDoor
+    from intake.ops.health import record_heartbeat
+
+    rt = _migrated_runtime(ctx)
+    connection = connect_redis(rt.settings)
+    queue = make_queue(rt.settings, connection)
+    try:
+        door = ImapDoor(rt.settings, rt.db, lambda ids: enqueue_intakes_quietly(queue, ids))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not door.pollers:
+        raise click.ClickException("no mailbox: set INTAKE_IMAP_URL or add [[imap]] tables")
+    door.start()
+    click.echo("IMAP polling " + ", ".join(p.key for p in door.pollers), err=True)
+
+    def heartbeat() -> None:
+        try:
+            record_heartbeat(connection, "imap", door.holder, door.report())
+        except Exception as exc:  # Redis being down must not stop the door
+            click.echo(f"heartbeat not recorded: {exc}", err=True)
+
+    _wait_for_signal(heartbeat)
+    door.stop()
+
+
 def _wait_for_signal(every_second: Any) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

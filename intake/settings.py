@@ -21,8 +21,10 @@ from parsers.addresses import split_server
 ENV_PREFIX = "INTAKE_"
 # Twilio's variables keep Twilio's own names in the environment.
 UNPREFIXED_ENV = ("twilio_account_sid", "twilio_auth_token", "twilio_phone_number")
-# Tables that only the TOML file can hold; they are read by the policy module.
-POLICY_TABLES = ("severity", "calendar", "rota", "default_severity", "voice")
+# Tables that only the TOML file can hold; they are read by the policy module (and the
+# ``[[imap]]`` mailboxes by the IMAP door).
+POLICY_TABLES = ("severity", "calendar", "rota", "default_severity", "voice", "imap")
+IMAP_AFTER = ("move", "flag")
 SENDER_AUTH_MODES = ("enforce", "monitor", "off")
 LOG_FORMATS = ("text", "json")
 REFUSAL_MODES = ("reject", "accept_and_log")
@@ -74,7 +76,14 @@ class Settings:
     support_addresses: tuple[str, ...] = ("support@intake.localhost",)
     outbound_smtp_url: str = ""  # empty: acknowledgments go to the maildir var/outbox/
     ack_from: str = "support@intake.localhost"
-    imap_url: str = ""
+    imap_url: str = ""  # one mailbox URL or several, comma-separated; or [[imap]] tables
+    imap_ca_file: str = ""  # PEM CA certificates the IMAP server's certificate is checked against
+    imap_oauth2_token_command: str = ""  # prints an OAuth2 access token (XOAUTH2 login)
+    imap_processed_folder: str = "Processed"
+    imap_quarantine_folder: str = "Quarantine"
+    imap_after: str = "move"  # "move" to the processed folder, or "flag" in place
+    imap_max_attempts: int = 3  # failures before a message goes to the quarantine folder
+    imap_poll_interval: int = 60  # seconds between polls where the server has no IDLE
     sender_auth: str = "enforce"
     dns_resolver: str = ""  # host[:port] of the name server for sender checks; empty: the system's
     trusted_authserv_ids: tuple[str, ...] = ()  # border servers whose Authentication-Results count
@@ -209,8 +218,7 @@ def _validated(s: Settings) -> Settings:
     _check_url("public_url", s.public_url, ("http", "https"))
     if s.outbound_smtp_url:
         _check_url("outbound_smtp_url", s.outbound_smtp_url, ("smtp", "smtps"))
-    if s.imap_url:
-        _check_url("imap_url", s.imap_url, ("imap", "imaps"))
+    _check_imap(s)
     if s.twilio_api_base:
         _check_url("twilio_api_base", s.twilio_api_base, ("http", "https"))
     _check_choice("sender_auth", s.sender_auth, SENDER_AUTH_MODES)
@@ -261,6 +269,27 @@ def _check_dns_resolver(server: str) -> None:
         raise ConfigError(
             f"Setting 'dns_resolver' must look like 'host' or 'host:port'; got {server!r}."
         )
+
+
+def _check_imap(s: Settings) -> None:
+    for imap_url in (u.strip() for u in s.imap_url.split(",") if u.strip()):
+        try:
+            _check_url("imap_url", imap_url, ("imap", "imaps"))
+        except ConfigError as exc:  # the sentence quotes the URL: never its password
+            raise ConfigError(_without_password(str(exc), imap_url)) from None
+    _check_choice("imap_after", s.imap_after, IMAP_AFTER)
+    if not 1 <= s.imap_max_attempts <= 100:
+        raise ConfigError("Setting 'imap_max_attempts' must be between 1 and 100.")
+    if not 1 <= s.imap_poll_interval <= 3600:
+        raise ConfigError("Setting 'imap_poll_interval' must be between 1 and 3600 seconds.")
+
+
+def _without_password(sentence: str, url: str) -> str:
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    return sentence.replace(password, "***") if password else sentence
 
 
 def _check_tls_files(cert_file: str, key_file: str) -> None:

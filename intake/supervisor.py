@@ -1,10 +1,11 @@
 """``intake run``: every component in one supervised process group.
 
 Sets up what a first start needs (the schema, the secret key, the embedded Redis, the demo data),
-then runs the SMTP listener, a worker and the web server as child processes, restarts one that
-dies or that is alive but stuck (the SMTP listener reports its liveness to a file every second;
-a report saying it is stalled, or none for ``stall_seconds``, and it is restarted, at most five
-times a minute: then it is left to recover), and stops them all on Ctrl-C.
+then runs the SMTP listener, a worker, the web server and (when a mailbox is configured) the
+IMAP poller as child processes, restarts one that dies or that is alive but stuck (the SMTP
+listener reports its liveness to a file every second; a report saying it is stalled, or none
+for ``stall_seconds``, and it is restarted, at most five times a minute: then it is left to
+recover), and stops them all on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def _run_locked(settings: Settings, *, demo: bool, echo: Echo) -> None:
     redis_url, started_redis = _redis(settings)
     env = _child_environment(settings, redis_url, demo)
     watch = Watch(settings.var_path / "run", settings.stall_seconds)
-    children = [_spawn(c, env, watch) for c in COMPONENTS]
+    children = [_spawn(c, env, watch) for c in components(settings)]
     _announce(settings, redis_url, demo, echo)
     try:
         _supervise(children, env, echo, watch)
@@ -82,6 +83,15 @@ def _run_locked(settings: Settings, *, demo: bool, echo: Echo) -> None:
         if started_redis:
             embedded_redis.stop(settings.var_path)
         echo("stopped")
+
+
+def components(settings: Settings) -> tuple[str, ...]:
+    """The processes to run: the IMAP poller too when a mailbox is configured."""
+    return (*COMPONENTS, "imap") if imap_configured(settings) else COMPONENTS
+
+
+def imap_configured(settings: Settings) -> bool:
+    return bool(settings.imap_url.strip() or settings.policy.get("imap"))
 
 
 def _load_demo(settings: Settings, echo: Echo) -> None:
@@ -146,6 +156,8 @@ def _announce(settings: Settings, redis_url: str, demo: bool, echo: Echo) -> Non
     voice = settings.public_url.rstrip("/") + "/voice/incoming"
     twilio = settings.twilio_account_sid and settings.twilio_auth_token
     echo(f"voice     {voice}" if twilio else "voice     off (set the TWILIO_* settings)")
+    if imap_configured(settings):
+        echo("imap      polling the configured mailboxes")
     echo(f"database  {startup.masked_url(settings.database_url)}")
     echo(f"redis     {startup.masked_url(redis_url)}")
     echo(f"acks      {acks}")

@@ -16,6 +16,7 @@ from intake.settings import Settings, load_settings
 from intake.store.db import Database, upgrade
 from intake.store.models import Base
 from tests.dns_server import LocalDns, Zone
+from tests.dovecot import Dovecot
 from tests.helpers import PrivateRedis, Relay
 from tests.senderauth_support import Keys, publish_world
 
@@ -200,3 +201,11 @@ def settings(tmp_path: Path, database_url: str, local_dns: LocalDns, dns_zone: Z
             "dns_resolver": local_dns.address,
         },
     )
+
+
+@pytest.fixture
+def dovecot() -> Iterator[Dovecot]:
+    """A real Dovecot IMAP server (TLS only, a private CA) with one empty mailbox."""
+    server = Dovecot().start()
+    yield server
+    server.stop()

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -202,3 +207,45 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: floa
             return result
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+def web_health(web_port: int) -> dict[str, Any] | None:
+    """GET /api/health of a web server on 127.0.0.1, or None while it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/api/health", timeout=2) as r:
+            data: dict[str, Any] = json.load(r)
+            return data
+    except OSError:
+        return None
+
+
+@dataclass
+class DemoRun:
+    """`intake run --demo` started as a new user starts it, in a directory of its own."""
+
+    process: subprocess.Popen[str]
+    smtp_port: int
+    web_port: int
+    home: Path
+
+    def stop(self, timeout: float = 60) -> str:
+        """Ctrl-C; returns what it wrote to stderr."""
+        self.process.send_signal(signal.SIGINT)
+        _, errors = self.process.communicate(timeout=timeout)
+        return errors
+
+
+def start_demo(home: Path, config: Path, extra_env: dict[str, str] | None = None) -> DemoRun:
+    shutil.copytree(config, home / "config")
+    smtp_port, web_port = free_port(), free_port()
+    env = dict(os.environ) | {"INTAKE_SMTP_PORT": str(smtp_port), "INTAKE_WEB_PORT": str(web_port)}
+    for name in ("INTAKE_REDIS_URL", "INTAKE_DATABASE_URL", "INTAKE_CONFIG"):
+        env.pop(name, None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "intake", "run", "--demo"],
+        cwd=home,
+        env=env | (extra_env or {}),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return DemoRun(process, smtp_port, web_port, home)

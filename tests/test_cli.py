@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import smtplib
 import sqlite3
-import subprocess
-import sys
-import urllib.request
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -23,13 +18,14 @@ from intake.cli import cli
 from intake.store.db import alembic_config
 from tests.conftest import ROOT
 from tests.dns_server import LocalDns, Zone
-from tests.helpers import free_port, make_mail, wait_for
+from tests.helpers import make_mail, start_demo, wait_for, web_health
 from tests.senderauth_support import publish_dmarc
 
 COMMANDS = [
     [],
     ["run"],
     ["smtp"],
+    ["imap"],
     ["worker"],
     ["web"],
     ["db"],
@@ -109,43 +105,20 @@ def test_a_bad_import_file_lists_every_problem_and_writes_nothing(
 def demo(tmp_path: Path, local_dns: LocalDns, dns_zone: Zone) -> Iterator[tuple[int, int, Path]]:
     """`intake run --demo` as a new user starts it, in a directory of its own (its sender
     checks ask the tests' DNS server, which publishes nothing)."""
-    shutil.copytree(ROOT / "config", tmp_path / "config")
-    smtp_port, web_port = free_port(), free_port()
-    env = dict(os.environ) | {
-        "INTAKE_SMTP_PORT": str(smtp_port),
-        "INTAKE_WEB_PORT": str(web_port),
-        "INTAKE_DNS_RESOLVER": local_dns.address,
-    }
-    for name in ("INTAKE_REDIS_URL", "INTAKE_DATABASE_URL", "INTAKE_CONFIG"):
-        env.pop(name, None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "intake", "run", "--demo"],
-        cwd=tmp_path,
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
+    demo = start_demo(
+        tmp_path, ROOT / "config", extra_env={"INTAKE_DNS_RESOLVER": local_dns.address}
     )
     try:
-        yield smtp_port, web_port, tmp_path
+        yield demo.smtp_port, demo.web_port, tmp_path
     finally:
-        process.send_signal(signal.SIGINT)
-        _, errors = process.communicate(timeout=30)
-        assert process.returncode == 0, errors
+        errors = demo.stop(timeout=30)
+        assert demo.process.returncode == 0, errors
         assert "stopped" in errors
-
-
-def _health(web_port: int) -> dict[str, object] | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/api/health", timeout=2) as r:
-            data: dict[str, object] = json.load(r)
-            return data
-    except OSError:
-        return None
 
 
 def test_the_demo_takes_a_mail_and_acknowledges_it(demo: tuple[int, int, Path]) -> None:
     smtp_port, web_port, home = demo
-    health = wait_for(partial(_health, web_port), timeout=60)
+    health = wait_for(partial(web_health, web_port), timeout=60)
     assert health["status"] == "ok"
     wait_for((home / "var" / "redis.sock").exists, timeout=30)
 
@@ -170,7 +143,7 @@ def test_the_demo_only_records_sender_checks(demo: tuple[int, int, Path], dns_zo
     it, the demo's monitor records the failure and opens the request."""
     publish_dmarc(dns_zone, "acme.example", "v=DMARC1; p=reject")
     smtp_port, web_port, home = demo
-    wait_for(partial(_health, web_port), timeout=60)
+    wait_for(partial(web_health, web_port), timeout=60)
 
     def send() -> bool:
         try:

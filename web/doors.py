@@ -32,7 +32,7 @@ REDIS_ERRORS = (redis.RedisError, OSError)
 @dataclass(frozen=True)
 class Door:
     name: str
-    status: str  # "ok", "stalled", "missing", "not configured" or "unknown"
+    status: str  # "ok", "stalled", "error", "missing", "not configured" or "unknown"
     facts: list[tuple[str, str | dt.datetime]] = field(default_factory=list)
 
 
@@ -89,20 +89,24 @@ def _smtp_facts(instance: dict[str, Any]) -> list[tuple[str, str | dt.datetime]]
 
 
 def _imap(settings: Settings, beats: dict[str, list[dict[str, Any]]]) -> Door:
-    if not settings.imap_url:
+    if not (settings.imap_url or settings.policy.get("imap")):
         return Door("IMAP", "not configured", [("poller", "INTAKE_IMAP_URL is unset")])
     instances = beats.get("imap", [])
     if not instances:
         return Door("IMAP", "missing", [("poller", "no heartbeat")])
     detail = instances[0].get("detail", {})
+    error_at, success_at = _moment(detail.get("last_error_at")), _moment(detail.get("last_success"))
+    failing = error_at is not None and (success_at is None or error_at > success_at)
     facts: list[tuple[str, str | dt.datetime]] = [
         ("last poll", _moment(detail.get("last_poll")) or "not yet"),
-        (
-            "last error",
-            _moment(detail.get("last_error_at")) or str(detail.get("last_error") or "none"),
-        ),
+        ("last success", success_at or "not yet"),
+        ("last error", error_at or "none"),
     ]
-    return Door("IMAP", "ok", facts)
+    if failing:
+        facts.append(("error", str(detail.get("last_error") or "")[:200]))
+    mailboxes = detail.get("mailboxes") or []
+    facts.append(("mailboxes", str(len(mailboxes))))
+    return Door("IMAP", "error" if failing else "ok", facts)
 
 
 def _twilio(settings: Settings, webhook: dict[str, Any] | None) -> Door:

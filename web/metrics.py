@@ -9,6 +9,8 @@ the intake log, are kept for COUNTS_TTL seconds per process, well under a scrape
 * ``intake_acknowledgment_latency_seconds{severity}``: receipt to acknowledgment, for requests
   received in the last 7 days (a gauge histogram: the window slides).
 * ``intake_queue_jobs{state}``, ``intake_workers``: the RQ queue and its workers.
+* ``intake_imap_last_poll_timestamp_seconds{mailbox}``, ``..._last_success_...``,
+  ``..._last_error_...``, ``intake_imap_messages_total{mailbox}``: the IMAP door's mailboxes.
 * ``intake_requests_open{severity}``, ``intake_requests_awaiting_acknowledgment{severity}``,
   ``intake_response_goal_breaches{severity}``, ``intake_pending_intake``.
 * ``intake_pin_lockouts_total{scope}``: PIN entry locked for one calling number (``number``)
@@ -18,6 +20,7 @@ the intake log, are kept for COUNTS_TTL seconds per process, well under a scrape
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Iterator
@@ -34,6 +37,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session
 
 from intake.ops import stats
+from intake.store.imap_state import mailbox_states
 from web import Services, services
 from web.auth import require_staff_or_token
 from web.doors import queue_state
@@ -64,6 +68,7 @@ class GatewayCollector(Collector):
             yield _latency(session)
             yield from _request_gauges(session)
             yield from _pin_figures(session)
+            yield from _imap_gauges(session)
         yield from _queue_gauges(self.svc)
 
 
@@ -143,6 +148,31 @@ def _pin_figures(session: Session) -> Iterator[Metric]:
         "Wrong PINs typed on the phone within the last hour.",
         value=stats.pin_failures_last_hour(session),
     )
+
+
+def _imap_gauges(session: Session) -> Iterator[Metric]:
+    states = mailbox_states(session)
+    for moment in ("last_poll", "last_success", "last_error_at"):
+        name = moment.removesuffix("_at")
+        family = GaugeMetricFamily(
+            f"intake_imap_{name}_timestamp_seconds",
+            f"When the IMAP door's {name.replace('_', ' ')} of each mailbox happened (Unix time).",
+            labels=["mailbox"],
+        )
+        for state in states:
+            if state[moment]:
+                family.add_metric([state["mailbox"]], _unix(state[moment]))
+        yield family
+    total = CounterMetricFamily(
+        "intake_imap_messages", "Messages the IMAP door recorded, by mailbox.", labels=["mailbox"]
+    )
+    for state in states:
+        total.add_metric([state["mailbox"]], state["messages"])
+    yield total
+
+
+def _unix(moment: str) -> float:
+    return dt.datetime.fromisoformat(moment).timestamp()
 
 
 def _queue_gauges(svc: Services) -> Iterator[Metric]:

@@ -25,6 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from intake.store.db import Database
+from intake.store.imap_state import mailbox_states
 
 HEARTBEAT_PREFIX = "intake:heartbeat:"
 # Doors that are always listed, as "missing" when no instance reports a heartbeat.
@@ -89,6 +90,9 @@ def component_status(db: Database, redis_client: redis.Redis) -> tuple[bool, dic
     healthy = healthy and not any(d["status"] == "stalled" for d in doors.values())
     components |= doors
     components["worker"] = worker_status(redis_client) if redis_up else {"status": "unknown"}
+    imap = imap_status(db, components.get("imap"))
+    if imap is not None:
+        components["imap"] = imap
     return healthy, components
 
 
@@ -101,6 +105,23 @@ def degraded_reasons(components: dict[str, Component]) -> list[str]:
         elif component["status"] == "stalled":
             reasons.append(f"{name} is stalled: {component.get('reason', '')}")
     return reasons
+
+
+def imap_status(db: Database, door: Component | None) -> Component | None:
+    """The IMAP door's mailboxes (their last poll, last success and last error) beside its
+    heartbeat; ``error`` while any mailbox's latest poll failed. None when no mailbox was
+    ever polled here."""
+    try:
+        with db.sessions() as session:
+            states = mailbox_states(session)
+    except SQLAlchemyError:
+        return None
+    if not states:
+        return door
+    status = str((door or {}).get("status", "missing"))
+    if status == "ok" and any(s["status"] == "error" for s in states):
+        status = "error"
+    return {**(door or {}), "status": status, "mailboxes": states}
 
 
 def database_status(db: Database) -> Component:

@@ -47,6 +47,8 @@ REASON_WORDS = {
     "status_inquiry": "A caller asked for the status of a request by phone.",
     "call_abandoned": "The caller hung up before a request could be opened.",
     "pin_lockout": "Wrong PINs spent an hourly budget, so PIN entry was locked for the caller.",
+    "imap_failure": "It could not be read from its mailbox, time after time; it was moved to "
+    "the mailbox's quarantine folder.",
 }
 
 

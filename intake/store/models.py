@@ -475,3 +475,43 @@ class PinLockout(Base):
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     until: Mapped[dt.datetime]
     intake_id: Mapped[int | None] = mapped_column(ForeignKey("intake_log.id"))  # staff's row
+
+
+class ImapMailboxState(Base):
+    """How far the IMAP door got in one mailbox, who polls it, and how its last polls went.
+
+    ``last_uid`` is the highest UID whose message is committed to the intake log, under
+    ``uidvalidity``; a new UIDVALIDITY starts the mailbox again from 0 (dedupe keeps the
+    rescan from repeating anything). ``holder`` owns the lease until ``lease_until``: one
+    poller per mailbox, whichever host it runs on, and another takes over once it expires.
+    """
+
+    __tablename__ = "imap_mailboxes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(300), unique=True)  # user@host:port/folder
+    uidvalidity: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    holder: Mapped[str] = mapped_column(String(200), default="")
+    lease_until: Mapped[dt.datetime | None]
+    last_poll_at: Mapped[dt.datetime | None]
+    last_success_at: Mapped[dt.datetime | None]
+    last_error_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    messages: Mapped[int] = mapped_column(BigInteger, default=0)  # recorded since the start
+
+
+class ImapFailure(Base):
+    """A message of a mailbox that failed to be recorded: tried again until ``attempts``
+    reaches the limit, then moved to the quarantine folder."""
+
+    __tablename__ = "imap_failures"
+    __table_args__ = (UniqueConstraint("mailbox", "uidvalidity", "uid", name="uq_imap_failures"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(300))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    uid: Mapped[int] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
