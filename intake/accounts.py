@@ -144,6 +144,15 @@ def token_is_valid(db: Database, token: str, *, now: dt.datetime | None = None) 
     return True
 
 
+def token_name(db: Database, token: str) -> str | None:
+    """The name of a known, unrevoked API token (who acted, in events), or None."""
+    with db.sessions() as session:
+        query = select(ApiToken.name).where(
+            ApiToken.token_hash == _token_digest(token), ApiToken.revoked_at.is_(None)
+        )
+        return session.scalar(query)
+
+
 def _touch(session: Session, token_id: int, now: dt.datetime) -> None:
     """Set last_used_at unless another request already did within the minute."""
     stale = or_(

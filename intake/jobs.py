@@ -180,6 +180,24 @@ def _is_live(connection: Redis, job_id: str) -> bool:
     return status in LIVE_STATES
 
 
+def send_request_mail_quietly(queue: Queue, request_id: int) -> int:
+    """Enqueue the sending of a request's unsent outbox rows (a staff action just wrote them);
+    when Redis is down the sweep sends them later. Returns how many were enqueued."""
+    with runtime.current().db.sessions() as session:
+        unsent = session.scalars(
+            select(OutboxMessage.id).where(
+                OutboxMessage.request_id == request_id, OutboxMessage.sent_at.is_(None)
+            )
+        ).all()
+    try:
+        for outbox_id in unsent:
+            enqueue_outbox(queue, outbox_id)
+    except (RedisError, OSError) as exc:
+        log.warning("could not enqueue mail of request #%s (the sweep will): %s", request_id, exc)
+        return 0
+    return len(unsent)
+
+
 def enqueue_quietly(queue: Queue, intake_id: int) -> bool:
     """Enqueue after the door's commit; when Redis is down the sweep will pick the row up."""
     try:

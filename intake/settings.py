@@ -21,7 +21,16 @@ ENV_PREFIX = "INTAKE_"
 # Twilio's variables keep Twilio's own names in the environment.
 UNPREFIXED_ENV = ("twilio_account_sid", "twilio_auth_token", "twilio_phone_number")
 # Tables that only the TOML file can hold; they are read by the policy module.
-POLICY_TABLES = ("severity", "calendar", "rota", "default_severity")
+POLICY_TABLES = (
+    "severity",
+    "calendar",
+    "rota",
+    "default_severity",
+    "goal",
+    "notices",
+    "escalation",
+    "status_reports",
+)
 SENDER_AUTH_MODES = ("enforce", "monitor", "off")
 LOG_FORMATS = ("text", "json")
 ACK_LIMIT_WINDOWS = {"minute": 60, "hour": 3600, "day": 86400}

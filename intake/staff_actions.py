@@ -17,6 +17,8 @@ from intake.errors import IntakeError
 from intake.models import RequestEvent, ServiceRequest, StaffUser, format_request_number, utcnow
 from intake.policy import SEVERITIES, Policy
 from intake.requests import add_event
+from intake.workflows import goal
+from intake.workflows.config import WorkflowConfig
 
 OPEN_STATUSES = ("new", "acknowledged", "in_progress")
 TEXT_LIMIT = 10_000  # a justification or a reason is a few sentences, not a document
@@ -57,7 +59,7 @@ def change_severity(
             "conflict", "same_severity", f"{request.number} already has severity {severity}."
         )
     previous, request.severity = request.severity, severity
-    request.response_due_at = policy.response_due(severity, now)
+    goal.restart_clock(request, policy, now)
     detail = {"from": previous, "to": severity, "justification": justification, "by": by}
     detail["response_due_at"] = request.response_due_at.isoformat()
     add_event(session, request, "severity_changed", detail, at=now)
@@ -84,8 +86,11 @@ def assign(
     assignee: str,
     by: str,
     now: dt.datetime | None = None,
+    config: WorkflowConfig | None = None,
 ) -> ServiceRequest:
-    """Give an open request to a staff member; it is then in progress."""
+    """Give an open request to a staff member; it is then in progress, and the assignment
+    counts toward the response goal."""
+    now = now or utcnow()
     request = open_request_for_update(session, request_id)
     staff_id = session.scalar(
         select(StaffUser.id).where(func.lower(StaffUser.username) == assignee.strip().lower())
@@ -94,7 +99,8 @@ def assign(
         raise ActionRefused("invalid", "unknown_staff", f"There is no staff user {assignee!r}.")
     request.assignee_id = staff_id
     request.status = "in_progress"
-    add_event(session, request, "assigned", {"to": assignee.strip(), "by": by}, at=now or utcnow())
+    add_event(session, request, "assigned", {"to": assignee.strip(), "by": by}, at=now)
+    goal.note_assignment(session, request, config or WorkflowConfig(), now)
     return request
 
 

@@ -92,7 +92,7 @@ def test_a_severity_change_answers_the_updated_request(
     assert change["type"] == "severity_changed"
     assert change["detail"]["from"] == 3 and change["detail"]["to"] == 2
     assert change["detail"]["justification"] == "Exports block the month-end close"
-    assert change["detail"]["by"] == "an API client"
+    assert change["detail"]["by"] == "tests"  # the token's name
 
 
 @pytest.mark.parametrize(
@@ -143,7 +143,7 @@ def test_an_escalation_answers_201_with_its_event(
 
     assert answer.status_code == 201
     assert answer.json["type"] == "escalated"
-    assert answer.json["detail"] == {"reason": "No reply", "by": "an API client"}
+    assert answer.json["detail"] == {"reason": "No reply", "by": "tests"}
     assert error_of(missing) == (422, "missing_reason")
     events = client.get(f"/api/requests/{sr.number}", headers=auth).json["events"]
     assert [e["type"] for e in events] == ["created", "escalated"]

@@ -1,4 +1,5 @@
-"""The JSON API's write side (CONTRACT §7): severity changes, escalations, quarantine releases.
+"""The JSON API's write side: severity changes, escalations, replies and status reports,
+assignments, quarantine releases.
 
 Bodies are JSON objects. A Bearer token needs nothing more; a browser's staff session must also
 send the page's CSRF token (``X-CSRFToken``), since its cookie travels on its own. Refusals
@@ -19,10 +20,12 @@ from sqlalchemy.orm import Session, load_only
 from werkzeug.exceptions import Conflict, HTTPException, NotFound, UnprocessableEntity
 
 from intake import quarantine, staff_actions
-from intake.jobs import enqueue_quietly
+from intake.jobs import enqueue_quietly, send_request_mail_quietly
 from intake.models import IntakeRecord
 from intake.queue import make_queue
 from intake.staff_actions import ActionRefused
+from intake.workflows import replies, tell
+from intake.workflows.config import WorkflowConfig, load_workflow_config
 from web import services
 from web.api import INTAKE_LIST_COLUMNS, MAX_ID, request_detail_statement, request_id_or_404
 from web.auth import current_actor, require_csrf_for_staff, require_staff_or_token
@@ -70,20 +73,72 @@ def _in_transaction(work: Callable[[Session], T]) -> T:
         return work(session)
 
 
+def _workflows() -> WorkflowConfig:
+    return load_workflow_config(services().settings.policy)
+
+
+def _send_mail_of(request_id: int) -> None:
+    """What the action wrote to the outbox goes out now (or with the sweep, Redis willing)."""
+    svc = services()
+    send_request_mail_quietly(make_queue(svc.settings, svc.redis), request_id)
+
+
 @bp.post("/requests/<number>/severity")
 def change_severity(number: str) -> Response:
     """The updated request (with its events); 422 without a justification."""
-    request_id, body, policy = request_id_or_404(number), json_body(), services().policy
+    request_id, body, svc = request_id_or_404(number), json_body(), services()
+    justification = body.get("justification")
     _in_transaction(
-        lambda s: staff_actions.change_severity(
+        lambda s: tell.change_severity(
             s,
-            policy,
+            svc.settings,
+            svc.policy,
+            _workflows(),
             request_id,
             severity=body.get("severity"),  # type: ignore[arg-type]  # checked there
-            justification=body.get("justification"),  # type: ignore[arg-type]
+            justification=justification if isinstance(justification, str) else "",
             by=current_actor(),
         )
     )
+    _send_mail_of(request_id)
+    return jsonify(_request_detail(request_id))
+
+
+@bp.post("/requests/<number>/replies")
+def reply(number: str) -> Response:
+    """201 with the event; a reply or status report goes to the contact, a note stays here."""
+    request_id, body, settings = request_id_or_404(number), json_body(), services().settings
+    event = _in_transaction(
+        lambda s: replies.post_reply(
+            s,
+            settings,
+            _workflows(),
+            request_id,
+            body=body.get("body"),
+            kind=body.get("kind", "reply"),
+            by=current_actor(),
+        )
+    )
+    _send_mail_of(request_id)
+    return json_response(event_json(event), 201)
+
+
+@bp.post("/requests/<number>/assign")
+def assign(number: str) -> Response:
+    """The updated request; the assignment counts toward the response goal."""
+    request_id, body, settings = request_id_or_404(number), json_body(), services().settings
+    staff = body.get("staff")
+    _in_transaction(
+        lambda s: tell.assign(
+            s,
+            settings,
+            _workflows(),
+            request_id,
+            assignee=staff if isinstance(staff, str) else "",
+            by=current_actor(),
+        )
+    )
+    _send_mail_of(request_id)
     return jsonify(_request_detail(request_id))
 
 

@@ -50,6 +50,21 @@ class AssignForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hint
     assignee = SelectField("Assign to", choices=[])  # see staff_choices
 
 
+class ReplyForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hints
+    kind = SelectField(
+        "Write",
+        choices=[
+            SelectChoice("reply", "Reply to the contact"),
+            SelectChoice("status_report", "Status report to the contact"),
+            SelectChoice("internal_note", "Internal note (never sent)"),
+        ],
+    )
+    body = TextAreaField(
+        "Text",
+        validators=[DataRequired("Write something to send."), Length(max=TEXT_LIMIT)],
+    )
+
+
 class ResolveForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hints
     note = TextAreaField("What solved it", validators=[Length(max=TEXT_LIMIT)])
 

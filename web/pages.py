@@ -32,6 +32,7 @@ from web.doors import door_states, queue_state
 from web.forms import (
     AssignForm,
     EscalationForm,
+    ReplyForm,
     ResolveForm,
     SeverityForm,
     severity_choices,
@@ -166,6 +167,7 @@ def _action_forms(sr: ServiceRequest, given: dict[str, FlaskForm]) -> dict[str, 
         "escalate": given.get("escalate") or EscalationForm(prefix="esc"),
         "assign": given.get("assign") or AssignForm(prefix="asg"),
         "resolve": given.get("resolve") or ResolveForm(prefix="res"),
+        "reply": given.get("reply") or ReplyForm(prefix="rep"),
     }
     add_choices(forms["severity"], forms["assign"])
     return forms

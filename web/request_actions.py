@@ -1,4 +1,5 @@
-"""The staff actions on a request's page: change severity, escalate, assign, resolve.
+"""The staff actions on a request's page: write (reply, status report, internal note), change
+severity, escalate, assign, resolve.
 
 Each is a form POST (with its CSRF token) that calls intake.staff_actions in one transaction
 and answers with a redirect back to the request (post/redirect/get), saying what was done. A
@@ -19,10 +20,14 @@ from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response
 
 from intake import staff_actions
+from intake.jobs import send_request_mail_quietly
+from intake.queue import make_queue
 from intake.staff_actions import ActionRefused
+from intake.workflows import replies, tell
+from intake.workflows.config import WorkflowConfig, load_workflow_config
 from web import services
 from web.api import request_id_or_404
-from web.forms import AssignForm, EscalationForm, ResolveForm, SeverityForm
+from web.forms import AssignForm, EscalationForm, ReplyForm, ResolveForm, SeverityForm
 from web.login import require_staff_page
 from web.pages import add_choices, render_request_page
 
@@ -39,11 +44,17 @@ def _act(number: str, work: Callable[[Session, int, str], Any], done: str) -> Re
         with services().db.transaction() as session:
             work(session, request_id, str(current_user.username))
         flash(done)
+        svc = services()
+        send_request_mail_quietly(make_queue(svc.settings, svc.redis), request_id)
     except ActionRefused as refused:
         if refused.kind == "not_found":
             raise NotFound(refused.message) from None
         flash(refused.message, "error")
     return redirect(url_for("pages.request_page", number=number.upper()))
+
+
+def _workflows() -> WorkflowConfig:
+    return load_workflow_config(services().settings.policy)
 
 
 def _invalid(number: str, name: str, form: FlaskForm) -> tuple[str, int]:
@@ -57,11 +68,11 @@ def change_severity(number: str) -> Answer:
     if not form.validate_on_submit():
         return _invalid(number, "severity", form)
     severity, why = int(form.severity.data), form.justification.data or ""
-    policy = services().policy
+    svc, config = services(), _workflows()
     return _act(
         number,
-        lambda s, rid, by: staff_actions.change_severity(
-            s, policy, rid, severity=severity, justification=why, by=by
+        lambda s, rid, by: tell.change_severity(
+            s, svc.settings, svc.policy, config, rid, severity=severity, justification=why, by=by
         ),
         f"Severity changed to {severity}; the response goal now counts from this moment.",
     )
@@ -86,10 +97,10 @@ def assign(number: str) -> Answer:
     add_choices(SeverityForm(prefix="sev"), form)
     if not form.validate_on_submit():
         return _invalid(number, "assign", form)
-    assignee = str(form.assignee.data)
+    assignee, settings, config = str(form.assignee.data), services().settings, _workflows()
     return _act(
         number,
-        lambda s, rid, by: staff_actions.assign(s, rid, assignee=assignee, by=by),
+        lambda s, rid, by: tell.assign(s, settings, config, rid, assignee=assignee, by=by),
         f"Assigned to {assignee}; the request is in progress.",
     )
 
@@ -99,9 +110,29 @@ def resolve(number: str) -> Answer:
     form = ResolveForm(prefix="res")
     if not form.validate_on_submit():
         return _invalid(number, "resolve", form)
-    note = form.note.data or ""
+    note, settings, config = form.note.data or "", services().settings, _workflows()
     return _act(
         number,
-        lambda s, rid, by: staff_actions.resolve(s, rid, note=note, by=by),
+        lambda s, rid, by: tell.resolve(s, settings, config, rid, note=note, by=by),
         "Resolved.",
+    )
+
+
+@bp.post("/requests/<number>/replies")
+def reply(number: str) -> Answer:
+    form = ReplyForm(prefix="rep")
+    if not form.validate_on_submit():
+        return _invalid(number, "reply", form)
+    kind, text = str(form.kind.data), form.body.data or ""
+    settings, config = services().settings, _workflows()
+    done = {
+        "reply": "Reply sent to the contact.",
+        "status_report": "Status report sent to the contact.",
+    }.get(kind, "Internal note added (not sent).")
+    return _act(
+        number,
+        lambda s, rid, by: replies.post_reply(
+            s, settings, config, rid, body=text, kind=kind, by=by
+        ),
+        done,
     )

@@ -15,7 +15,9 @@ from intake.models import (
     RequestEvent,
     ServiceRequest,
     format_request_number,
+    utcnow,
 )
+from intake.workflows.goal import goal_of
 
 Json = dict[str, Any]
 
@@ -44,7 +46,15 @@ def request_json(sr: ServiceRequest) -> Json:
         "created_at": iso(sr.created_at),
         "response_due_at": iso(sr.response_due_at),
         "acknowledged_at": iso(sr.acknowledged_at),
+        "goal": goal_json(sr),
+        "assignee": sr.assignee.username if sr.assignee is not None else None,
     }
+
+
+def goal_json(sr: ServiceRequest, now: dt.datetime | None = None) -> Json:
+    """The response goal: met by a person's response in time (never by the acknowledgment)."""
+    goal = goal_of(sr, now or utcnow())
+    return {"state": goal.state, "met_at": iso(goal.met_at)}
 
 
 def request_detail_json(sr: ServiceRequest) -> Json:
