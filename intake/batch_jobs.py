@@ -34,6 +34,7 @@ def process_intakes(intake_ids: list[int]) -> None:
         _finish_one_by_one(intake_ids)
         return
     send_outbox_rows(outbox_ids)
+    jobs.schedule_goal_checks_of_intakes(intake_ids)
 
 
 def _finish_together(intake_ids: Sequence[int]) -> list[int]:

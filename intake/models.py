@@ -212,6 +212,8 @@ def parse_request_number(number: str) -> int | None:
 
 class RequestEvent(Base):
     __tablename__ = "request_events"
+    # Events of one type over time (/metrics counts the breach watch's warnings and breaches).
+    __table_args__ = (Index("ix_request_events_type_at", "type", "at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     request_id: Mapped[int] = mapped_column(ForeignKey("service_requests.id"), index=True)

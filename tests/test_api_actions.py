@@ -18,7 +18,7 @@ from sqlalchemy import select
 from intake.accounts import add_staff, create_token
 from intake.db import Database
 from intake.jobs import intake_job_id
-from intake.models import IntakeRecord, ServiceRequest, utcnow
+from intake.models import IntakeRecord, RequestEvent, ServiceRequest, utcnow
 from intake.runtime import build_runtime
 from intake.settings import Settings
 from intake.worker import run_worker
@@ -263,7 +263,9 @@ def test_metrics_count_intake_latency_queue_and_breaches(
     add_intake(db, "a1", outcome="accepted", reason="new_request")
     add_intake(db, "r1", outcome="rejected", reason="unknown_sender", channel="phone")
     created = now - dt.timedelta(minutes=30)
-    add_request(db, ada, severity=1, created_at=created, response_due_at=now - dt.timedelta(1))
+    late = add_request(
+        db, ada, severity=1, created_at=created, response_due_at=now - dt.timedelta(1)
+    )
     add_request(
         db,
         ada,
@@ -272,6 +274,9 @@ def test_metrics_count_intake_latency_queue_and_breaches(
         acknowledged_at=created + dt.timedelta(seconds=20),
         status="acknowledged",
     )
+    with db.transaction() as session:
+        for kind, share in (("goal_warning", 50), ("goal_warning", 80), ("goal_breached", 100)):
+            session.add(RequestEvent(request_id=late.id, type=kind, detail={"share": share}))
 
     found = _metrics(client, auth)
 
@@ -283,6 +288,11 @@ def test_metrics_count_intake_latency_queue_and_breaches(
     assert buckets[(("le", "30.0"), ("severity", "2"))] == 1
     assert buckets[(("le", "+Inf"), ("severity", "2"))] == 1
     assert found["intake_response_goal_breaches"][(("severity", "1"),)] == 1
+    # The acknowledged Severity 2 request has nobody's response either, but is not due yet.
+    assert found["intake_response_goal_breaches"][(("severity", "2"),)] == 0
+    goal_events = found["intake_goal_events_total"]
+    assert goal_events[(("type", "goal_warning"),)] == 2
+    assert goal_events[(("type", "goal_breached"),)] == 1
     assert found["intake_requests_open"][(("severity", "2"),)] == 1
     assert found["intake_queue_jobs"][(("state", "queued"),)] == 0
     assert found["intake_redis_up"][()] == 1

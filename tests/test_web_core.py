@@ -261,12 +261,21 @@ def test_open_requests_come_most_urgent_first(db: Database) -> None:
     now = utcnow()
     late = add_request(db, contact, severity=2, response_due_at=now - dt.timedelta(minutes=5))
     soon = add_request(db, contact, severity=1, response_due_at=now + dt.timedelta(minutes=10))
-    met = add_request(
+    # Acknowledged, but nobody responded: the acknowledgment meets no goal.
+    acknowledged = add_request(
         db,
         contact,
         status="acknowledged",
         acknowledged_at=now,
         response_due_at=now - dt.timedelta(hours=1),
+    )
+    answered = add_request(
+        db,
+        contact,
+        status="in_progress",
+        acknowledged_at=now,
+        goal_met_at=now - dt.timedelta(hours=3),
+        response_due_at=now - dt.timedelta(hours=2),
     )
     add_request(db, contact, status="resolved", response_due_at=now - dt.timedelta(hours=5))
 
@@ -274,10 +283,10 @@ def test_open_requests_come_most_urgent_first(db: Database) -> None:
         ordered = [sr.id for sr in stats.open_requests_by_urgency(s)]
         counts = stats.open_counts(s, now)
 
-    assert ordered == [late.id, soon.id, met.id]
-    assert counts.breached == {2: 1}
+    assert ordered == [acknowledged.id, late.id, soon.id, answered.id]
+    assert counts.breached == {2: 1, 3: 1}
     assert counts.awaiting == {1: 1, 2: 1}
-    assert counts.open == {1: 1, 2: 1, 3: 1}
+    assert counts.open == {1: 1, 2: 1, 3: 2}
 
 
 # The intake log in words.

@@ -20,7 +20,11 @@ from sqlalchemy.orm import Session, load_only
 from werkzeug.exceptions import Conflict, HTTPException, NotFound, UnprocessableEntity
 
 from intake import quarantine, staff_actions
-from intake.jobs import enqueue_quietly, send_request_mail_quietly
+from intake.jobs import (
+    enqueue_quietly,
+    schedule_goal_checks_quietly,
+    send_request_mail_quietly,
+)
 from intake.models import IntakeRecord
 from intake.queue import make_queue
 from intake.staff_actions import ActionRefused
@@ -101,6 +105,7 @@ def change_severity(number: str) -> Response:
         )
     )
     _send_mail_of(request_id)
+    schedule_goal_checks_quietly(make_queue(svc.settings, svc.redis), request_id)
     return jsonify(_request_detail(request_id))
 
 

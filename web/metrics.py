@@ -109,7 +109,7 @@ def _request_gauges(session: Session) -> Iterator[Metric]:
         ),
         (
             "intake_response_goal_breaches",
-            "Open requests past their response goal without an acknowledgment.",
+            "Open requests past their response goal that no person has responded to.",
             counts.breached,
         ),
     )
@@ -118,6 +118,14 @@ def _request_gauges(session: Session) -> Iterator[Metric]:
         for severity in (1, 2, 3, 4):
             family.add_metric([str(severity)], by_severity.get(severity, 0))
         yield family
+    events = CounterMetricFamily(
+        "intake_goal_events",
+        "Response-goal warnings and breaches recorded by the breach watch.",
+        labels=["type"],
+    )
+    for kind, count in stats.goal_event_totals(session).items():
+        events.add_metric([kind], count)
+    yield events
     yield GaugeMetricFamily(
         "intake_pending_intake",
         "Accepted intake whose request a worker has yet to open.",

@@ -110,6 +110,8 @@ def _paths() -> Schema:
         "/api/requests/{number}": {"get": _get_request()},
         "/api/requests/{number}/severity": {"post": _change_severity()},
         "/api/requests/{number}/escalations": {"post": _escalate()},
+        "/api/requests/{number}/replies": {"post": _reply()},
+        "/api/requests/{number}/assign": {"post": _assign()},
         "/api/intake": {"get": _list_intake()},
         "/api/intake/{id}/release": {"post": _release()},
         "/api/intake/{id}/discard": {"post": _discard()},
@@ -185,6 +187,41 @@ def _escalate() -> Schema:
     }
 
 
+def _reply() -> Schema:
+    body = {
+        "type": "object",
+        "required": ["body"],
+        "properties": {
+            "body": {"type": "string", "minLength": 1, "pattern": "\\S"},
+            "kind": {"type": "string", "enum": ["reply", "status_report", "internal_note"]},
+        },
+    }
+    return {
+        "summary": "Write on the request: a reply or status report to the contact (through the "
+        "outbox), or an internal note that never leaves",
+        "parameters": [_number_parameter()],
+        "requestBody": _body(body),
+        "responses": {"201": _json(_ref("Event"), "The event."), **_errors(404, 409, 422)},
+    }
+
+
+def _assign() -> Schema:
+    body = {
+        "type": "object",
+        "required": ["staff"],
+        "properties": {"staff": {"type": "string", "minLength": 1, "pattern": "\\S"}},
+    }
+    return {
+        "summary": "Assign an engineer (a staff login); counts toward the response goal",
+        "parameters": [_number_parameter()],
+        "requestBody": _body(body),
+        "responses": {
+            "200": _json(_ref("RequestDetail"), "The updated request."),
+            **_errors(404, 409, 422),
+        },
+    }
+
+
 def _list_intake() -> Schema:
     return {
         "summary": "The intake log, newest first: every message and call, and its outcome",
@@ -243,6 +280,13 @@ def _schemas() -> Schema:
         "created_at": time,
         "response_due_at": time,
         "acknowledged_at": _nullable("string", format="date-time"),
+        "goal": _object(
+            {
+                "state": {"type": "string", "enum": ["pending", "met", "breached"]},
+                "met_at": _nullable("string", format="date-time"),
+            }
+        ),
+        "assignee": _nullable("string"),
     }
     event = _object({"type": text, "at": time, "detail": {"type": "object"}})
     intake = {

@@ -20,7 +20,7 @@ from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response
 
 from intake import staff_actions
-from intake.jobs import send_request_mail_quietly
+from intake.jobs import schedule_goal_checks_quietly, send_request_mail_quietly
 from intake.queue import make_queue
 from intake.staff_actions import ActionRefused
 from intake.workflows import replies, tell
@@ -69,13 +69,15 @@ def change_severity(number: str) -> Answer:
         return _invalid(number, "severity", form)
     severity, why = int(form.severity.data), form.justification.data or ""
     svc, config = services(), _workflows()
-    return _act(
+    answer = _act(
         number,
         lambda s, rid, by: tell.change_severity(
             s, svc.settings, svc.policy, config, rid, severity=severity, justification=why, by=by
         ),
         f"Severity changed to {severity}; the response goal now counts from this moment.",
     )
+    schedule_goal_checks_quietly(make_queue(svc.settings, svc.redis), request_id_or_404(number))
+    return answer
 
 
 @bp.post("/requests/<number>/escalate")

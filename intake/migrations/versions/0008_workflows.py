@@ -53,6 +53,7 @@ def upgrade() -> None:
         unique=False,
     )
     op.add_column("staff_users", sa.Column("email", sa.String(length=320), nullable=True))
+    op.create_index("ix_request_events_type_at", "request_events", ["type", "at"], unique=False)
     op.create_table(
         "severity_requests",
         sa.Column("id", BigId, nullable=False),
@@ -82,6 +83,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_severity_requests_request_id"), table_name="severity_requests")
     op.drop_table("severity_requests")
     op.drop_index("ix_service_requests_goal_open", table_name="service_requests")
+    op.drop_index("ix_request_events_type_at", table_name="request_events")
     with op.batch_alter_table("staff_users") as batch:
         batch.drop_column("email")
     with op.batch_alter_table(
