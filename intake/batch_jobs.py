@@ -19,7 +19,7 @@ from intake.bounces import skip_undeliverable
 from intake.delivery import Mailer, PermanentDeliveryError, deliver
 from intake.models import OutboxMessage
 from intake.outbox import mark_sent
-from intake.processing import finish_intake
+from intake.processing import finish_intake, unsent_outbox_of_intakes
 from intake.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,13 +42,7 @@ def _finish_together(intake_ids: Sequence[int]) -> list[int]:
     with rt.db.transaction() as session:
         for intake_id in intake_ids:
             finish_intake(session, rt.settings, rt.policy, intake_id)
-        return list(
-            session.scalars(
-                select(OutboxMessage.id).where(
-                    OutboxMessage.intake_id.in_(intake_ids), OutboxMessage.sent_at.is_(None)
-                )
-            )
-        )
+        return unsent_outbox_of_intakes(session, list(intake_ids))
 
 
 def _finish_one_by_one(intake_ids: Sequence[int]) -> None:

@@ -20,6 +20,8 @@ from intake.models import Contact, IntakeRecord, RequestEvent, ServiceRequest
 from intake.policy import Policy
 from intake.requests import REOPENABLE, append_message, open_request
 from intake.settings import Settings
+from intake.workflows.desk import Desk, desk_for
+from intake.workflows.follow_ups import act_on_follow_up
 from parsers import (
     MessageContent,
     clean_text,
@@ -44,7 +46,8 @@ def finish_mail(session: Session, settings: Settings, policy: Policy, row: Intak
     if row.outcome == "accepted":
         _open(session, settings, policy, row, content)
     elif row.outcome == "appended":
-        _append(session, row, content)
+        text = _append(session, row, content)
+        _act_on_follow_up(session, desk_for(settings, policy), row, text)
 
 
 def _content_or_quarantine(row: IntakeRecord) -> MessageContent | None:
@@ -82,8 +85,9 @@ def _open(
     acknowledge(session, settings, policy, request=request, contact=contact, row=row)
 
 
-def _append(session: Session, row: IntakeRecord, content: MessageContent) -> None:
-    """The stripped reply is what the timeline shows; the full text stays beside it."""
+def _append(session: Session, row: IntakeRecord, content: MessageContent) -> str:
+    """The stripped reply is what the timeline shows (and what is returned); the full text
+    stays beside it."""
     request = session.get_one(ServiceRequest, row.request_id)
     previous_status = request.status
     detail = {
@@ -97,6 +101,14 @@ def _append(session: Session, row: IntakeRecord, content: MessageContent) -> Non
     if previous_status in REOPENABLE:
         row.reason = "reopened"
         row.detail = f"It reopened {request.number}, which was {previous_status}."
+    return str(detail["text"])
+
+
+def _act_on_follow_up(session: Session, desk: Desk, row: IntakeRecord, text: str) -> None:
+    """A follow-up may ask for another severity or for escalation (intake.workflows)."""
+    request = session.get_one(ServiceRequest, row.request_id)
+    session.flush()  # the follow-up's own event first on the timeline
+    act_on_follow_up(session, desk, request, sender=row.sender, subject=row.subject, text=text)
 
 
 def _extras(session: Session, row: IntakeRecord, content: MessageContent) -> dict[str, Any]:

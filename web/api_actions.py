@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, load_only
 from werkzeug.exceptions import Conflict, HTTPException, NotFound, UnprocessableEntity
 
-from intake import quarantine, staff_actions
+from intake import quarantine
 from intake.jobs import (
     enqueue_quietly,
     schedule_goal_checks_quietly,
@@ -28,8 +28,9 @@ from intake.jobs import (
 from intake.models import IntakeRecord
 from intake.queue import make_queue
 from intake.staff_actions import ActionRefused
-from intake.workflows import replies, tell
+from intake.workflows import escalation, replies, severity_requests, tell
 from intake.workflows.config import WorkflowConfig, load_workflow_config
+from intake.workflows.desk import Desk, desk_for
 from web import services
 from web.api import INTAKE_LIST_COLUMNS, MAX_ID, request_detail_statement, request_id_or_404
 from web.auth import current_actor, require_csrf_for_staff, require_staff_or_token
@@ -79,6 +80,11 @@ def _in_transaction(work: Callable[[Session], T]) -> T:
 
 def _workflows() -> WorkflowConfig:
     return load_workflow_config(services().settings.policy)
+
+
+def _desk() -> Desk:
+    svc = services()
+    return desk_for(svc.settings, svc.policy)
 
 
 def _send_mail_of(request_id: int) -> None:
@@ -149,13 +155,73 @@ def assign(number: str) -> Response:
 
 @bp.post("/requests/<number>/escalations")
 def escalate(number: str) -> Response:
-    """201 with the escalation's event; 422 without a reason."""
-    request_id, body = request_id_or_404(number), json_body()
-    reason = body.get("reason")
+    """201 with the escalation's event: the next level's manager owns it and is asked for an
+    action plan; 422 without a reason, 409 past the top level."""
+    request_id, body, desk = request_id_or_404(number), json_body(), _desk()
+    counterpart = body.get("counterpart")
     event = _in_transaction(
-        lambda s: staff_actions.escalate(s, request_id, reason=reason, by=current_actor())  # type: ignore[arg-type]
+        lambda s: escalation.escalate(
+            s,
+            desk,
+            request_id,
+            reason=body.get("reason"),
+            by=current_actor(),
+            counterpart=counterpart if isinstance(counterpart, str) else "",
+        )
     )
+    _send_mail_of(request_id)
     return json_response(event_json(event), 201)
+
+
+@bp.post("/requests/<number>/action-plan")
+def action_plan(number: str) -> Response:
+    """201 with the plan's event; it is sent to the contact. 409 when not escalated."""
+    request_id, body, desk = request_id_or_404(number), json_body(), _desk()
+    event = _in_transaction(
+        lambda s: escalation.record_action_plan(
+            s, desk, request_id, plan=body.get("plan"), by=current_actor()
+        )
+    )
+    _send_mail_of(request_id)
+    return json_response(event_json(event), 201)
+
+
+@bp.post("/requests/<number>/severity-requests/<int:change_id>/accept")
+def accept_severity_request(number: str, change_id: int) -> Response:
+    """The updated request: the severity the contact asked for, the clock restarted."""
+    request_id, body, desk = request_id_or_404(number), json_body(), _desk()
+    note = body.get("note")
+    _known_change(change_id)
+    _in_transaction(
+        lambda s: severity_requests.accept(
+            s,
+            desk,
+            request_id,
+            change_id,
+            note=note if isinstance(note, str) else "",
+            by=current_actor(),
+        )
+    )
+    _send_mail_of(request_id)
+    svc = services()
+    schedule_goal_checks_quietly(make_queue(svc.settings, svc.redis), request_id)
+    return jsonify(_request_detail(request_id))
+
+
+@bp.post("/requests/<number>/severity-requests/<int:change_id>/refuse")
+def refuse_severity_request(number: str, change_id: int) -> Response:
+    """The refused request for a change; the note (required) is sent to the contact."""
+    request_id, body, desk = request_id_or_404(number), json_body(), _desk()
+    _known_change(change_id)
+    change = _in_transaction(
+        lambda s: severity_requests.severity_request_json(
+            severity_requests.refuse(
+                s, desk, request_id, change_id, note=body.get("note"), by=current_actor()
+            )
+        )
+    )
+    _send_mail_of(request_id)
+    return jsonify(change)
 
 
 @bp.post("/intake/<int:intake_id>/release")
@@ -179,6 +245,11 @@ def discard(intake_id: int) -> Response:
 def _known_id(intake_id: int) -> None:
     if intake_id > MAX_ID:
         raise NotFound(f"There is no intake entry #{intake_id}.")
+
+
+def _known_change(change_id: int) -> None:
+    if change_id > MAX_ID:
+        raise NotFound(f"There is no severity request {change_id}.")
 
 
 def _intake_item(intake_id: int) -> dict[str, Any]:

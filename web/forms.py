@@ -44,6 +44,23 @@ class EscalationForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type 
             Length(max=TEXT_LIMIT),
         ],
     )
+    counterpart = StringField("Contact's counterpart at this level", validators=[Length(max=200)])
+
+
+class ActionPlanForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hints
+    plan = TextAreaField(
+        "Action plan",
+        validators=[
+            DataRequired("Write the plan agreed with the contact."),
+            Length(max=TEXT_LIMIT),
+        ],
+    )
+
+
+class SeverityDecisionForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hints
+    """Accept or refuse a contact's request for another severity (a refusal needs the note)."""
+
+    note = TextAreaField("Note to the contact", validators=[Length(max=TEXT_LIMIT)])
 
 
 class AssignForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hints

@@ -112,6 +112,9 @@ def _paths() -> Schema:
         "/api/requests/{number}/escalations": {"post": _escalate()},
         "/api/requests/{number}/replies": {"post": _reply()},
         "/api/requests/{number}/assign": {"post": _assign()},
+        "/api/requests/{number}/action-plan": {"post": _action_plan()},
+        "/api/requests/{number}/severity-requests/{id}/accept": {"post": _decide("accept")},
+        "/api/requests/{number}/severity-requests/{id}/refuse": {"post": _decide("refuse")},
         "/api/intake": {"get": _list_intake()},
         "/api/intake/{id}/release": {"post": _release()},
         "/api/intake/{id}/discard": {"post": _discard()},
@@ -222,6 +225,47 @@ def _assign() -> Schema:
     }
 
 
+def _action_plan() -> Schema:
+    body = {
+        "type": "object",
+        "required": ["plan"],
+        "properties": {"plan": {"type": "string", "minLength": 1, "pattern": "\\S"}},
+    }
+    return {
+        "summary": "Record the escalation's action plan; it is sent to the contact",
+        "parameters": [_number_parameter()],
+        "requestBody": _body(body),
+        "responses": {"201": _json(_ref("Event"), "The plan's event."), **_errors(404, 409, 422)},
+    }
+
+
+def _decide(decision: str) -> Schema:
+    note: Schema = {"type": "string"}
+    if decision == "refuse":
+        note = {"type": "string", "minLength": 1, "pattern": "\\S"}
+    body = {
+        "type": "object",
+        "required": ["note"] if decision == "refuse" else [],
+        "properties": {"note": note},
+    }
+    answer = (
+        _json(_ref("RequestDetail"), "The request with the severity the contact asked for.")
+        if decision == "accept"
+        else _json(_ref("SeverityRequest"), "The refused request for a change.")
+    )
+    return {
+        "summary": f"{decision.capitalize()} a contact's request for another severity "
+        "(the contact is told)",
+        "parameters": [
+            _number_parameter(),
+            _intake_id_parameter()
+            | {"description": "The request for a change (its severity_requested event's id)."},
+        ],
+        "requestBody": _body(body),
+        "responses": {"200": answer, **_errors(404, 409, 422)},
+    }
+
+
 def _list_intake() -> Schema:
     return {
         "summary": "The intake log, newest first: every message and call, and its outcome",
@@ -315,6 +359,18 @@ def _schemas() -> Schema:
             {"items": {"type": "array", "items": _ref("Request")}, "next": next_cursor}
         ),
         "IntakeItem": _object(intake),
+        "SeverityRequest": _object(
+            {
+                "id": {"type": "integer"},
+                "severity": severity,
+                "previous_severity": severity,
+                "justification": text,
+                "state": {"type": "string", "enum": ["pending", "accepted", "refused"]},
+                "note": text,
+                "requested_by": text,
+                "decided_by": text,
+            }
+        ),
         "IntakePage": _object(
             {"items": {"type": "array", "items": _ref("IntakeItem")}, "next": next_cursor}
         ),

@@ -21,6 +21,7 @@ from intake.models import (
     Contact,
     ContactEmail,
     ServiceRequest,
+    SeverityRequest,
     format_request_number,
     parse_request_number,
     utcnow,
@@ -30,10 +31,12 @@ from web import api, present, services
 from web.charts import latency_rows, volume_bars
 from web.doors import door_states, queue_state
 from web.forms import (
+    ActionPlanForm,
     AssignForm,
     EscalationForm,
     ReplyForm,
     ResolveForm,
+    SeverityDecisionForm,
     SeverityForm,
     severity_choices,
     staff_choices,
@@ -155,9 +158,16 @@ def render_request_page(
                 selectinload(ServiceRequest.events),
             )
         ).one_or_none()
-    if sr is None:
-        raise NotFound(f"There is no request {format_request_number(request_id)}.")
-    html = render_template("request.html", sr=sr, forms=_action_forms(sr, forms or {}))
+        if sr is None:
+            raise NotFound(f"There is no request {format_request_number(request_id)}.")
+        pending = session.scalars(
+            select(SeverityRequest)
+            .where(SeverityRequest.request_id == request_id, SeverityRequest.state == "pending")
+            .order_by(SeverityRequest.id)
+        ).all()
+    html = render_template(
+        "request.html", sr=sr, forms=_action_forms(sr, forms or {}), severity_requests=pending
+    )
     return html, status
 
 
@@ -168,6 +178,8 @@ def _action_forms(sr: ServiceRequest, given: dict[str, FlaskForm]) -> dict[str, 
         "assign": given.get("assign") or AssignForm(prefix="asg"),
         "resolve": given.get("resolve") or ResolveForm(prefix="res"),
         "reply": given.get("reply") or ReplyForm(prefix="rep"),
+        "plan": given.get("plan") or ActionPlanForm(prefix="plan"),
+        "decide": given.get("decide") or SeverityDecisionForm(prefix="dec"),
     }
     add_choices(forms["severity"], forms["assign"])
     return forms

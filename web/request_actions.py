@@ -19,15 +19,23 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response
 
-from intake import staff_actions
 from intake.jobs import schedule_goal_checks_quietly, send_request_mail_quietly
 from intake.queue import make_queue
 from intake.staff_actions import ActionRefused
-from intake.workflows import replies, tell
+from intake.workflows import escalation, replies, severity_requests, tell
 from intake.workflows.config import WorkflowConfig, load_workflow_config
+from intake.workflows.desk import Desk, desk_for
 from web import services
 from web.api import request_id_or_404
-from web.forms import AssignForm, EscalationForm, ReplyForm, ResolveForm, SeverityForm
+from web.forms import (
+    ActionPlanForm,
+    AssignForm,
+    EscalationForm,
+    ReplyForm,
+    ResolveForm,
+    SeverityDecisionForm,
+    SeverityForm,
+)
 from web.login import require_staff_page
 from web.pages import add_choices, render_request_page
 
@@ -55,6 +63,10 @@ def _act(number: str, work: Callable[[Session, int, str], Any], done: str) -> Re
 
 def _workflows() -> WorkflowConfig:
     return load_workflow_config(services().settings.policy)
+
+
+def _desk() -> Desk:
+    return desk_for(services().settings, services().policy)
 
 
 def _invalid(number: str, name: str, form: FlaskForm) -> tuple[str, int]:
@@ -85,11 +97,49 @@ def escalate(number: str) -> Answer:
     form = EscalationForm(prefix="esc")
     if not form.validate_on_submit():
         return _invalid(number, "escalate", form)
-    reason = form.reason.data or ""
+    reason, counterpart, desk = form.reason.data or "", form.counterpart.data or "", _desk()
     return _act(
         number,
-        lambda s, rid, by: staff_actions.escalate(s, rid, reason=reason, by=by),
-        "Escalated to the escalation manager.",
+        lambda s, rid, by: escalation.escalate(
+            s, desk, rid, reason=reason, by=by, counterpart=counterpart
+        ),
+        "Escalated: the next level's manager is asked for an action plan.",
+    )
+
+
+@bp.post("/requests/<number>/action-plan")
+def action_plan(number: str) -> Answer:
+    form = ActionPlanForm(prefix="plan")
+    if not form.validate_on_submit():
+        return _invalid(number, "plan", form)
+    plan, desk = form.plan.data or "", _desk()
+    return _act(
+        number,
+        lambda s, rid, by: escalation.record_action_plan(s, desk, rid, plan=plan, by=by),
+        "Action plan recorded and sent to the contact.",
+    )
+
+
+@bp.post("/requests/<number>/severity-requests/<int:change_id>/<any(accept, refuse):decision>")
+def decide_severity_request(number: str, change_id: int, decision: str) -> Answer:
+    form = SeverityDecisionForm(prefix="dec")
+    if not form.validate_on_submit():
+        return _invalid(number, "decide", form)
+    note, desk = form.note.data or "", _desk()
+    if decision == "accept":
+        answer = _act(
+            number,
+            lambda s, rid, by: severity_requests.accept(s, desk, rid, change_id, note=note, by=by),
+            "Severity changed as the contact asked; the contact is told.",
+        )
+        schedule_goal_checks_quietly(
+            make_queue(desk.settings, services().redis), request_id_or_404(number)
+        )
+        return answer
+    return _act(
+        number,
+        lambda s, rid, by: severity_requests.refuse(s, desk, rid, change_id, note=note, by=by),
+        "Request for another severity refused; the contact is told why.",
     )
 
 
