@@ -98,9 +98,12 @@ def _check_staff(username: str, password: str) -> None:
         raise StaffError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters long")
 
 
-def add_staff(db: Database, username: str, password: str) -> None:
-    """Add a staff login for the status pages; usernames are unique regardless of case."""
+def add_staff(db: Database, username: str, password: str, *, email: str = "") -> None:
+    """Add a staff login for the status pages; usernames are unique regardless of case. The
+    address (optional) is where the breach watch writes about the staff member's requests."""
     _check_staff(username, password)
+    if email and "@" not in email:
+        raise StaffError(f"the address {email!r} is not an email address")
     password_hash = hash_secret(password)  # before the transaction: no lock held while hashing
     exists = StaffError(f"a staff user named {username!r} already exists")
     try:
@@ -108,7 +111,9 @@ def add_staff(db: Database, username: str, password: str) -> None:
             taken = select(StaffUser.id).where(func.lower(StaffUser.username) == username.lower())
             if session.scalar(taken) is not None:
                 raise exists
-            session.add(StaffUser(username=username, password_hash=password_hash))
+            session.add(
+                StaffUser(username=username, password_hash=password_hash, email=email or None)
+            )
     except IntegrityError:  # added by someone else between our check and our commit
         raise exists from None
 

@@ -89,4 +89,4 @@ def test_the_api_answers_as_its_openapi_document_says(
         check_operation(operation, mode)
         checked.append(f"{operation.label} ({mode.value})")
 
-    assert len(checked) == 25, checked  # 13 operations, 12 of them with inputs to get wrong
+    assert len(checked) == 27, checked  # 14 operations, 13 of them with inputs to get wrong

@@ -28,7 +28,7 @@ from intake.jobs import (
 from intake.models import IntakeRecord
 from intake.queue import make_queue
 from intake.staff_actions import ActionRefused
-from intake.workflows import escalation, replies, severity_requests, tell
+from intake.workflows import escalation, replies, severity_requests, tell, transfer
 from intake.workflows.config import WorkflowConfig, load_workflow_config
 from intake.workflows.desk import Desk, desk_for
 from web import services
@@ -222,6 +222,18 @@ def refuse_severity_request(number: str, change_id: int) -> Response:
     )
     _send_mail_of(request_id)
     return jsonify(change)
+
+
+@bp.post("/contacts/transfer")
+def transfer_contact() -> Response:
+    """200: the new contact took over the old one's open requests; the old one is refused."""
+    body = json_body()
+    done = _in_transaction(
+        lambda s: transfer.transfer_contact(s, body.get("from"), body.get("to"), by=current_actor())
+    )
+    return jsonify(
+        {"from": done.from_address, "to": done.to_address, "requests": list(done.requests)}
+    )
 
 
 @bp.post("/intake/<int:intake_id>/release")

@@ -115,6 +115,7 @@ def _paths() -> Schema:
         "/api/requests/{number}/action-plan": {"post": _action_plan()},
         "/api/requests/{number}/severity-requests/{id}/accept": {"post": _decide("accept")},
         "/api/requests/{number}/severity-requests/{id}/refuse": {"post": _decide("refuse")},
+        "/api/contacts/transfer": {"post": _transfer()},
         "/api/intake": {"get": _list_intake()},
         "/api/intake/{id}/release": {"post": _release()},
         "/api/intake/{id}/discard": {"post": _discard()},
@@ -263,6 +264,28 @@ def _decide(decision: str) -> Schema:
         ],
         "requestBody": _body(body),
         "responses": {"200": answer, **_errors(404, 409, 422)},
+    }
+
+
+def _transfer() -> Schema:
+    address = {"type": "string", "minLength": 3, "pattern": "@"}
+    body = {
+        "type": "object",
+        "required": ["from", "to"],
+        "properties": {"from": address, "to": address},
+    }
+    done = _object(
+        {
+            "from": {"type": "string"},
+            "to": {"type": "string"},
+            "requests": {"type": "array", "items": {"type": "string"}},
+        }
+    )
+    return {
+        "summary": "Transfer technical-contact duties: the new contact takes over the open "
+        "requests, the old one is refused from then on",
+        "requestBody": _body(body),
+        "responses": {"200": _json(done, "The transfer."), **_errors(404, 409, 422)},
     }
 
 
