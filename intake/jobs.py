@@ -25,7 +25,7 @@ from intake.delivery import PermanentDeliveryError, deliver
 from intake.models import IntakeRecord, OutboxMessage, ServiceRequest, utcnow
 from intake.outbox import mark_sent
 from intake.processing import finish_intake, unsent_outbox_ids
-from intake.workflows import breach_watch
+from intake.workflows import breach_watch, reminders
 from intake.workflows.breach_watch import Check
 from intake.workflows.desk import desk_for
 
@@ -215,6 +215,17 @@ def watch_overdue_goals(now: dt.datetime | None = None) -> int:
     return written
 
 
+def remind_status_reports(now: dt.datetime | None = None) -> int:
+    """The sweep's reminders of status reports due (Severity 1 and 2); returns how many."""
+    rt = runtime.current()
+    desk = desk_for(rt.settings, rt.policy)
+    with rt.db.transaction() as session:
+        reminded = reminders.remind_due(session, desk, now or breach_watch.now())
+    for request_id in reminded:
+        send_request_mail(request_id)
+    return len(reminded)
+
+
 def sweep_outbox(grace_seconds: int = 30) -> int:
     """The periodic job: re-enqueue what Redis lost; returns how many were enqueued."""
     from rq import get_current_job
@@ -254,6 +265,7 @@ def sweep(queue: Queue, grace_seconds: int = 30) -> int:
         ).all()
     count = _enqueue_missing(queue, pending, unsent)
     watch_overdue_goals()
+    remind_status_reports()
     return count
 
 

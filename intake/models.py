@@ -181,6 +181,7 @@ class ServiceRequest(Base):
     goal_warned_share: Mapped[int] = mapped_column(default=0)  # percent, under this clock
     goal_breached_at: Mapped[dt.datetime | None]
     status_reported_at: Mapped[dt.datetime | None]  # the latest status report
+    report_reminded_at: Mapped[dt.datetime | None]  # the latest reminder that one is due
     escalation_level: Mapped[int] = mapped_column(default=0)  # 0: not escalated
     escalation_owner: Mapped[str | None] = mapped_column(String(200))  # the manager's name
     needs_24x7_contact: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -11,11 +11,12 @@ import pytest
 import redis
 from rq import Queue
 from rq.job import Job
+from sqlalchemy import select
 
 from intake import jobs, runtime
 from intake.accounts import add_staff
 from intake.db import Database
-from intake.models import OutboxMessage, RequestEvent, ServiceRequest, StaffUser
+from intake.models import Contact, OutboxMessage, RequestEvent, ServiceRequest, StaffUser
 from intake.queue import make_queue
 from intake.runtime import Runtime, build_runtime
 from intake.settings import Settings
@@ -56,7 +57,9 @@ def queue(rt: Runtime, redis_client: redis.Redis) -> Queue:
 
 
 def new_request(rt: Runtime, severity: int, created: dt.datetime) -> int:
-    contact = add_contact(rt.db, "ada@acme.example")
+    with rt.db.sessions() as session:
+        known = session.scalar(select(Contact.id).limit(1))
+    contact = known if known is not None else add_contact(rt.db, "ada@acme.example")
     due = rt.policy.response_due(severity, created)
     return add_request(
         rt.db,
@@ -303,3 +306,38 @@ def test_a_new_request_gets_its_checks_scheduled_by_the_intake_job(
     assert set(times) == set(expected)
     for job_id, instant in expected.items():  # rounded up to whole seconds
         assert dt.timedelta(0) <= times[job_id] - instant < dt.timedelta(seconds=1)
+
+
+def reminders_of(db: Database, request_id: int) -> list[dt.datetime]:
+    with db.sessions() as session:
+        rows = session.query(RequestEvent).filter_by(
+            request_id=request_id, type="status_report_due"
+        )
+        return [e.at for e in rows.order_by(RequestEvent.id)]
+
+
+def test_severity_1_gets_a_status_report_reminder_every_4_hours_until_resolved(
+    rt: Runtime, relay: Relay
+) -> None:
+    sev1 = new_request(rt, 1, at(2026, 11, 28, 2, 10))
+    sev3 = new_request(rt, 3, at(2026, 11, 28, 2, 10))
+    assert jobs.remind_status_reports(at(2026, 11, 28, 6, 9)) == 0
+    assert jobs.remind_status_reports(at(2026, 11, 28, 6, 10)) == 1
+    assert jobs.remind_status_reports(at(2026, 11, 28, 6, 11)) == 0  # reminded already
+    assert str(relay.messages[-1]["Subject"]).endswith("Status report due (Severity 1)")
+    with rt.db.transaction() as session:  # a report goes out at 07:00
+        session.get_one(ServiceRequest, sev1).status_reported_at = at(2026, 11, 28, 7, 0)
+    assert jobs.remind_status_reports(at(2026, 11, 28, 10, 59)) == 0
+    assert jobs.remind_status_reports(at(2026, 11, 28, 11, 0)) == 1
+    with rt.db.transaction() as session:
+        session.get_one(ServiceRequest, sev1).status = "resolved"
+    assert jobs.remind_status_reports(at(2026, 11, 29, 11, 0)) == 0
+    assert reminders_of(rt.db, sev1) == [at(2026, 11, 28, 6, 10), at(2026, 11, 28, 11, 0)]
+    assert reminders_of(rt.db, sev3) == []
+
+
+def test_severity_2_is_reminded_every_8_hours(rt: Runtime) -> None:
+    sev2 = new_request(rt, 2, at(2026, 11, 28, 2, 0))
+    assert jobs.remind_status_reports(at(2026, 11, 28, 9, 59)) == 0
+    assert jobs.remind_status_reports(at(2026, 11, 28, 10, 0)) == 1
+    assert reminders_of(rt.db, sev2) == [at(2026, 11, 28, 10, 0)]

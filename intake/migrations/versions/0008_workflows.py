@@ -27,6 +27,7 @@ GOAL_TIMES = (
     "goal_met_at",
     "goal_breached_at",
     "status_reported_at",
+    "report_reminded_at",
 )
 
 
