@@ -20,6 +20,7 @@ from intake.models import Contact, IntakeRecord, RequestEvent, ServiceRequest
 from intake.policy import Policy
 from intake.requests import REOPENABLE, append_message, open_request
 from intake.settings import Settings
+from intake.workflows.around_the_clock import flag_missing_24x7_contact
 from intake.workflows.desk import Desk, desk_for
 from intake.workflows.follow_ups import act_on_follow_up
 from parsers import (
@@ -81,6 +82,7 @@ def _open(
         received_at=row.received_at,
     )
     row.request_id = request.id
+    flag_missing_24x7_contact(session, request)
     _describe_in_created_event(session, request, _extras(session, row, content))
     acknowledge(session, settings, policy, request=request, contact=contact, row=row)
 

@@ -22,6 +22,7 @@ from intake.call_outcomes import (
 from intake.call_processing import attach_media
 from intake.calls import find_call, start_call
 from intake.models import CallSession, Contact, format_request_number, utcnow
+from intake.workflows.phone import record_call_outcome
 from voice import prompts, twiml
 from voice.blueprint import bp
 from voice.context import voice_context
@@ -118,6 +119,8 @@ def whisper_answer() -> Response:
         if _field("Digits").rstrip("#") != "1" or not _rings(call, index) or call is None:
             return twiml_response(twiml.said_then_hangup(prompts.NOT_ACCEPTED))
         call.accepted_by = index
+        # The engineer who took the call is assigned (once the request exists).
+        record_call_outcome(session, vc.desk, call)
     return twiml_response(twiml.bridge())
 
 

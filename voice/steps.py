@@ -36,6 +36,7 @@ from intake.callers import PIN_TRIES_PER_CALL, check_pin, identify_by_caller_id
 from intake.calls import caller_number, record_call
 from intake.contacts import find_contact_by_id, refusal_for
 from intake.models import CallSession, Contact, ServiceRequest, format_request_number
+from intake.workflows.phone import record_call_outcome
 from voice import prompts
 from voice.context import VoiceContext
 from voice.enqueue import enqueue_intake, enqueue_outbox_rows
@@ -261,6 +262,7 @@ def take_dial_result(step: Step) -> None:
         step.move("connecting")
         return
     outbox_ids = page_engineers(step.session, call, step.vc.rota, step.now)
+    record_call_outcome(step.session, step.vc.desk, call, step.now)
     step.after_commit.append(lambda: enqueue_outbox_rows(step.vc, outbox_ids))
     number = format_request_number(call.request_id) if call.request_id else None
     step.say(prompts.engineers_paged(number))

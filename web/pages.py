@@ -27,6 +27,7 @@ from intake.models import (
     utcnow,
 )
 from intake.staff_login import staff_names
+from intake.workflows.around_the_clock import contacts_24x7
 from web import api, present, services
 from web.charts import latency_rows, volume_bars
 from web.doors import door_states, queue_state
@@ -165,8 +166,13 @@ def render_request_page(
             .where(SeverityRequest.request_id == request_id, SeverityRequest.state == "pending")
             .order_by(SeverityRequest.id)
         ).all()
+        around_the_clock = contacts_24x7(session, sr.customer_id) if sr.severity == 1 else []
     html = render_template(
-        "request.html", sr=sr, forms=_action_forms(sr, forms or {}), severity_requests=pending
+        "request.html",
+        sr=sr,
+        forms=_action_forms(sr, forms or {}),
+        severity_requests=pending,
+        contacts_24x7=around_the_clock,
     )
     return html, status
 

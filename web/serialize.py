@@ -58,8 +58,13 @@ def goal_json(sr: ServiceRequest, now: dt.datetime | None = None) -> Json:
 
 
 def request_detail_json(sr: ServiceRequest) -> Json:
-    """A request with its events, oldest first (the single view)."""
-    return request_json(sr) | {"events": [event_json(e) for e in sr.events]}
+    """A request with its events, oldest first (the single view), its escalation and whether
+    Severity 1 lacks a contact available around the clock."""
+    return request_json(sr) | {
+        "escalation": {"level": sr.escalation_level, "owner": sr.escalation_owner},
+        "needs_24x7_contact": sr.needs_24x7_contact,
+        "events": [event_json(e) for e in sr.events],
+    }
 
 
 def event_json(event: RequestEvent) -> Json:

@@ -13,6 +13,7 @@ from intake.models import ServiceRequest, utcnow
 from intake.policy import Policy
 from intake.settings import Settings
 from intake.workflows import notices
+from intake.workflows.around_the_clock import flag_missing_24x7_contact
 from intake.workflows.config import WorkflowConfig
 from intake.workflows.notices import Notice
 from intake.workflows.outgoing import mail_to_contact
@@ -51,6 +52,7 @@ def change_severity(
     request = staff_actions.change_severity(
         session, policy, request_id, severity=severity, justification=justification, by=by, now=now
     )
+    flag_missing_24x7_contact(session, request)
     notice = notices.severity_changed(
         request, previous, policy.level(request.severity), justification.strip()
     )
