@@ -4,6 +4,7 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from email.message import EmailMessage
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from intake.accounts import add_staff, create_token
+from intake.links import status_url
 from intake.settings import Settings
 from intake.worker import run_worker
 from intake.workflows.severity_requests import justification_of
@@ -273,3 +275,48 @@ def test_the_staff_page_escalates_records_a_plan_and_accepts_a_request(
 def test_the_justification_leaves_out_the_severity_and_escalate_lines() -> None:
     text = "Severity: 1\nplease escalate\nNobody can work since 9.\n"
     assert justification_of(text) == "Nobody can work since 9."
+
+
+def test_the_contact_escalates_and_asks_for_a_severity_from_the_status_page(
+    gateway: Gateway, client: FlaskClient, auth: dict[str, str]
+) -> None:
+    number = open_request(gateway)
+    settings = gateway.rt.settings
+    link = status_url(settings.public_url, settings.secret_key, number)
+    path = link.removeprefix(settings.public_url)
+    page = client.get(path).get_data(as_text=True)
+    found = re.search(r'name="esc-csrf_token" type="hidden" value="([^"]+)"', page)
+    assert found is not None
+    token = found.group(1)
+
+    asked = client.post(
+        f"{path}/severity",
+        data={"csrf_token": token, "sev-severity": "1", "sev-justification": ""},
+        follow_redirects=True,
+    )
+    assert "Not accepted: an upgrade needs a description" in asked.get_data(as_text=True)
+    justified = client.post(
+        f"{path}/severity",
+        data={
+            "csrf_token": token,
+            "sev-severity": "1",
+            "sev-justification": "All 300 call agents are idle since 08:00.",
+        },
+        follow_redirects=True,
+    )
+    assert "is with the support desk" in justified.get_data(as_text=True)
+    escalated = client.post(
+        f"{path}/escalate",
+        data={"csrf_token": token, "esc-reason": "No answer yet.", "esc-counterpart": "Bob"},
+        follow_redirects=True,
+    )
+    assert "Your request is escalated" in escalated.get_data(as_text=True)
+    events = detail(client, auth, number)["events"]
+    states = [e["detail"]["state"] for e in events if e["type"] == "severity_requested"]
+    assert states == ["refused", "pending"]
+    escalation = next(e for e in events if e["type"] == "escalated")["detail"]
+    assert (escalation["by"], escalation["counterpart"]) == (ADA, "Bob")
+    forged = client.post(f"{path}/escalate", data={"esc-reason": "x"})
+    assert forged.status_code == 400  # no CSRF token
+    tampered = client.post(f"{path}x/escalate", data={"csrf_token": token, "esc-reason": "x"})
+    assert tampered.status_code == 404

@@ -88,3 +88,24 @@ class ResolveForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hin
 
 class ConfirmForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hints
     """A button-only form (release, discard, sign out): the CSRF token is its one field."""
+
+
+class ContactEscalationForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hints
+    """The contact, on the status page: ask for escalation to a manager."""
+
+    reason = TextAreaField(
+        "Why escalate",
+        validators=[DataRequired("Say why the request needs a manager."), Length(max=TEXT_LIMIT)],
+    )
+    counterpart = StringField("Your counterpart for the manager", validators=[Length(max=200)])
+
+
+class ContactSeverityForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hints
+    """The contact, on the status page: ask for another severity, saying why."""
+
+    severity = SelectField(
+        "Severity", coerce=int, choices=[SelectChoice(n, str(n)) for n in (1, 2, 3, 4)]
+    )
+    justification = TextAreaField(
+        "How the business impact has changed", validators=[Length(max=TEXT_LIMIT)]
+    )
