@@ -5,11 +5,13 @@ and mail through the whole gateway, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 
 import pytest
 from flask.testing import FlaskClient
 
+from intake import jobs
 from intake.accounts import add_staff, create_token
 from intake.models import Contact
 from intake.settings import Settings
@@ -18,7 +20,7 @@ from tests.hygiene_support import ADA as ADA_MAIL
 from tests.hygiene_support import gateway_for
 from tests.test_voice_calls import ADA, DESCRIPTION, add_caller
 from tests.twilio_driver import Describe, Keys, Phone, Pickup, serve_phone
-from tests.web_support import PASSWORD
+from tests.web_support import PASSWORD, add_request
 from web import create_app
 
 
@@ -114,3 +116,21 @@ def test_the_24x7_contacts_are_listed_on_a_severity_1_request(
         sign_in(client, "alice")
         page = client.get(f"/requests/{sev1.number}").get_data(as_text=True)
         assert "Night Ops (+14155550177)" in page
+
+
+def test_a_severity_1_breach_texts_the_engineer_on_call(phone: Phone) -> None:
+    contact_id = add_caller(phone)
+    created = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
+    request = add_request(
+        phone.rt.db,
+        contact_id,
+        severity=1,
+        created_at=created,
+        response_due_at=phone.rt.policy.response_due(1, created),
+        subject="Payroll is down",
+    )
+    assert jobs.watch_overdue_goals() == 1  # the sweep's catch-up, on the wall clock
+    (page,) = [s for s in phone.sms.sent if s.to == "+14155550190"]
+    assert page.body.startswith(f"SEV1 {request.number} response goal BREACHED: Acme Corp")
+    breached = [d for kind, d in phone.events(request.id) if kind == "goal_breached"]
+    assert breached[0]["paged"] == "Linus"

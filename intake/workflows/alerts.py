@@ -34,6 +34,15 @@ def goal_alert(request: ServiceRequest, share: int, public_url: str) -> Notice:
     return Notice(subject, body)
 
 
+def goal_sms(request: ServiceRequest, share: int) -> str:
+    """The text the engineer on call gets for a Severity 1 request nobody has answered."""
+    state = "BREACHED" if share >= 100 else f"{share}% gone"
+    return (
+        f"SEV1 {request.number} response goal {state}: {request.customer.name}, "
+        f"{request.subject[:60]}. Assign and answer the contact."
+    )
+
+
 def status_report_due(request: ServiceRequest, hours: int, public_url: str) -> Notice:
     body = (
         f"No status report has gone to the contact for {hours} hours; Severity "

@@ -1,7 +1,8 @@
 """The breach watch: at configured shares of a request's response goal (``[goal] warn_at``,
 default 50 %, 80 % and 100 %), while no person has responded, a ``goal_warning`` and then a
 ``goal_breached`` event, each with a mail to whoever should act: the assignee, else the engineer
-on call (the first of ``[rota]`` with an address), else the desk (``[goal] notify``).
+on call (the first of ``[rota]`` with an address), else the desk (``[goal] notify``); for
+Severity 1 also an SMS to the engineer on call (the first of ``[rota]``).
 
 The checks are scheduled for their instants (intake.jobs) and are idempotent: a check for a
 share already recorded, for a clock that a severity change restarted, or for a request that was
@@ -17,9 +18,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from intake.models import ServiceRequest, utcnow
+from intake.models import OutboxMessage, ServiceRequest, utcnow
 from intake.policy import Policy
 from intake.requests import add_event
+from intake.sms import SMS_CHANNEL
 from intake.workflows import alerts
 from intake.workflows.config import WorkflowConfig
 from intake.workflows.desk import Desk
@@ -86,13 +88,29 @@ def check_goal(session: Session, desk: Desk, check: Check, now: dt.datetime) -> 
     recipient = notification_recipient(request, desk)
     notice = alerts.goal_alert(request, check.share, settings.public_url)
     session.add(mail_to_staff(settings, request, notice, recipient.address, purpose=kind))
-    detail = {
+    detail: dict[str, object] = {
         "share": check.share,
         "response_due_at": request.response_due_at.isoformat(),
         "notified": recipient.who,
     }
+    if request.severity == 1 and desk.rota.engineers:
+        on_call = desk.rota.engineers[0]
+        text = alerts.goal_sms(request, check.share)
+        session.add(_sms(request, on_call.phone, text, f"{kind}-{check.share}"))
+        detail["paged"] = on_call.name
     add_event(session, request, kind, detail, at=now)
     return kind
+
+
+def _sms(request: ServiceRequest, phone: str, text: str, kind: str) -> OutboxMessage:
+    """A text to the engineer on call, sent like the rota's pages (intake.sms)."""
+    return OutboxMessage(
+        channel=SMS_CHANNEL,
+        purpose=f"{kind}-sms",
+        request_id=request.id,
+        recipient=phone,
+        payload=text.encode("utf-8"),
+    )
 
 
 def _watched(request: ServiceRequest, check: Check, policy: Policy, now: dt.datetime) -> bool:
