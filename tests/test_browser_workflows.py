@@ -9,19 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from playwright.sync_api import Page, expect
 
-from intake import runtime
-from intake.accounts import add_staff
-from intake.batch_jobs import enqueue_intakes_quietly
-from intake.channels.smtp import SmtpDoor
-from intake.queue import make_queue
-from intake.runtime import build_runtime
-from tests.helpers import Relay, add_contact, make_mail
-from tests.test_browser import Site, _settings, browser, page, sign_in
-from tests.web_support import PASSWORD, LiveServer
-from web import create_app
+from tests.helpers import Relay, make_mail
+from tests.test_browser import Site, browser, page, running_site, sign_in
 
 __all__ = ["browser", "page"]  # the fixtures, shared with the other browser tests
 MANAGERS = [{"name": "Grace", "email": "grace@desk.example", "level": 1}]
@@ -29,25 +20,9 @@ MANAGERS = [{"name": "Grace", "email": "grace@desk.example", "level": 1}]
 
 @pytest.fixture
 def site(tmp_path: Path, sqlite_template: Path, relay: Relay, redis_url: str) -> Iterator[Site]:
-    database = tmp_path / "intake.db"
-    database.write_bytes(sqlite_template.read_bytes())
-    settings = _settings(tmp_path, f"sqlite:///{database}", relay)
-    settings = settings.replace(
-        policy=dict(settings.policy) | {"escalation": {"managers": MANAGERS}}
-    )
-    rt = build_runtime(settings)
-    runtime.install(rt)
-    connection = redis.Redis.from_url(redis_url)
-    queue = make_queue(settings, connection)
-    door = SmtpDoor(settings, rt.db, lambda ids: enqueue_intakes_quietly(queue, ids))
-    door.start()
-    web = LiveServer(create_app(settings, db=rt.db, redis_client=connection)).start()
-    add_staff(rt.db, "alice", PASSWORD)
-    add_contact(rt.db, "ada@acme.example")
-    yield Site(runtime.current(), door, web, relay, connection)
-    web.stop()
-    door.stop()
-    rt.db.dispose()
+    tables = {"escalation": {"managers": MANAGERS}}
+    with running_site(tmp_path, sqlite_template, relay, redis_url, tables) as started:
+        yield started
 
 
 def test_severity_request_reply_report_assignment_escalation_and_plan(

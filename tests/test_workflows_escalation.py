@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from intake.accounts import add_staff, create_token
+from intake.accounts import add_staff
 from intake.links import status_url
 from intake.settings import Settings
 from intake.worker import run_worker
@@ -20,7 +20,8 @@ from intake.workflows.severity_requests import justification_of
 from tests.helpers import Relay, make_mail
 from tests.hygiene_support import ADA, Gateway, gateway_for
 from tests.web_support import PASSWORD, csrf_token, sign_in
-from web import create_app
+from tests.workflow_support import bearer, web_client
+from tests.workflow_support import open_request as open_by_mail
 
 MANAGERS = [
     {"name": "Grace", "email": "grace@desk.example", "phone": "+14155550180", "level": 1},
@@ -38,19 +39,16 @@ def gateway(settings: Settings, redis_url: str, relay: Relay) -> Iterator[Gatewa
 
 @pytest.fixture
 def client(gateway: Gateway) -> FlaskClient:
-    app = create_app(gateway.rt.settings, db=gateway.rt.db, redis_client=gateway.redis)
-    return app.test_client()
+    return web_client(gateway)
 
 
 @pytest.fixture
 def auth(gateway: Gateway) -> dict[str, str]:
-    return {"Authorization": f"Bearer {create_token(gateway.rt.db, 'desk-bot')}"}
+    return bearer(gateway.rt.db)
 
 
 def open_request(gateway: Gateway, subject: str = "[Sev3] Exports are slow") -> str:
-    gateway.send(make_mail(ADA, subject))
-    gateway.drain()
-    return gateway.requests()[-1].number
+    return open_by_mail(gateway, subject)
 
 
 def follow_up(gateway: Gateway, number: str, subject: str, body: str) -> None:

@@ -11,15 +11,16 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from intake.accounts import add_staff, create_token
+from intake.accounts import add_staff
 from intake.links import status_url
 from intake.models import OutboxMessage
 from intake.settings import Settings
 from intake.worker import run_worker
-from tests.helpers import Relay, make_mail
+from tests.helpers import Relay
 from tests.hygiene_support import ADA, Gateway, gateway_for, reply_to
 from tests.web_support import PASSWORD, csrf_token, sign_in
-from web import create_app
+from tests.workflow_support import bearer, web_client
+from tests.workflow_support import open_request as open_by_mail
 
 
 @pytest.fixture
@@ -31,19 +32,16 @@ def gateway(settings: Settings, redis_url: str, relay: Relay) -> Iterator[Gatewa
 
 @pytest.fixture
 def client(gateway: Gateway) -> FlaskClient:
-    app = create_app(gateway.rt.settings, db=gateway.rt.db, redis_client=gateway.redis)
-    return app.test_client()
+    return web_client(gateway)
 
 
 @pytest.fixture
 def auth(gateway: Gateway) -> dict[str, str]:
-    return {"Authorization": f"Bearer {create_token(gateway.rt.db, 'desk-bot')}"}
+    return bearer(gateway.rt.db)
 
 
 def open_request(gateway: Gateway, subject: str = "[Sev2] Exports fail") -> str:
-    gateway.send(make_mail(ADA, subject))
-    gateway.drain()
-    return gateway.requests()[-1].number
+    return open_by_mail(gateway, subject)
 
 
 def get(client: FlaskClient, auth: dict[str, str], number: str) -> Any:
@@ -225,8 +223,7 @@ def test_goal_met_by_assignment_alone_when_configured(
     tables = dict(settings.policy) | {"goal": {"met_by": "assignment"}}
     with gateway_for(settings.replace(policy=tables), redis_url, relay) as gw:
         add_staff(gw.rt.db, "alice", PASSWORD)
-        client = create_app(gw.rt.settings, db=gw.rt.db, redis_client=gw.redis).test_client()
-        auth = {"Authorization": f"Bearer {create_token(gw.rt.db, 'bot')}"}
+        client, auth = web_client(gw), bearer(gw.rt.db, "bot")
         number = open_request(gw)
         answer = client.post(
             f"/api/requests/{number}/assign", json={"staff": "alice"}, headers=auth

@@ -9,10 +9,9 @@ import datetime as dt
 from collections.abc import Iterator
 
 import pytest
-from flask.testing import FlaskClient
 
 from intake import jobs
-from intake.accounts import add_staff, create_token
+from intake.accounts import add_staff
 from intake.models import Contact
 from intake.settings import Settings
 from tests.helpers import Relay, make_mail
@@ -21,7 +20,7 @@ from tests.hygiene_support import gateway_for
 from tests.test_voice_calls import ADA, DESCRIPTION, add_caller
 from tests.twilio_driver import Describe, Keys, Phone, Pickup, serve_phone
 from tests.web_support import PASSWORD, add_request
-from web import create_app
+from tests.workflow_support import bearer, web_client
 
 
 @pytest.fixture
@@ -83,10 +82,7 @@ def test_severity_1_without_anybody_available_24x7_is_stated_and_flagged(
         )
 
         add_staff(gw.rt.db, "alice", PASSWORD)
-        client: FlaskClient = create_app(
-            gw.rt.settings, db=gw.rt.db, redis_client=gw.redis
-        ).test_client()
-        auth = {"Authorization": f"Bearer {create_token(gw.rt.db, 'bot')}"}
+        client, auth = web_client(gw), bearer(gw.rt.db, "bot")
         assert client.get(f"/api/requests/{sev1.number}", headers=auth).json["needs_24x7_contact"]
         # Raised to Severity 1 by staff, the other request is flagged too.
         raised = client.post(
@@ -112,7 +108,7 @@ def test_the_24x7_contacts_are_listed_on_a_severity_1_request(
         (sev1,) = gw.requests()
         assert sev1.needs_24x7_contact is False  # somebody at Acme is
         add_staff(gw.rt.db, "alice", PASSWORD)
-        client = create_app(gw.rt.settings, db=gw.rt.db, redis_client=gw.redis).test_client()
+        client = web_client(gw)
         sign_in(client, "alice")
         page = client.get(f"/requests/{sev1.number}").get_data(as_text=True)
         assert "Night Ops (+14155550177)" in page

@@ -12,7 +12,6 @@ from click.testing import CliRunner
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from intake.accounts import create_token
 from intake.cli import cli
 from intake.models import ContactEmail, ContactTransfer
 from intake.settings import Settings
@@ -20,7 +19,7 @@ from intake.worker import run_worker
 from tests.helpers import Relay, add_contact, make_mail
 from tests.hygiene_support import ADA, Gateway, gateway_for, on_the_wire
 from tests.web_support import add_request
-from web import create_app
+from tests.workflow_support import bearer, web_client
 
 BOB = "bob@acme.example"
 
@@ -34,13 +33,12 @@ def gateway(settings: Settings, redis_url: str, relay: Relay) -> Iterator[Gatewa
 
 @pytest.fixture
 def client(gateway: Gateway) -> FlaskClient:
-    app = create_app(gateway.rt.settings, db=gateway.rt.db, redis_client=gateway.redis)
-    return app.test_client()
+    return web_client(gateway)
 
 
 @pytest.fixture
 def auth(gateway: Gateway) -> dict[str, str]:
-    return {"Authorization": f"Bearer {create_token(gateway.rt.db, 'desk-bot')}"}
+    return bearer(gateway.rt.db)
 
 
 def refusal_of(gateway: Gateway, sender: str) -> str:
