@@ -143,7 +143,8 @@ def test_an_escalation_answers_201_with_its_event(
 
     assert answer.status_code == 201
     assert answer.json["type"] == "escalated"
-    assert answer.json["detail"] == {"reason": "No reply", "by": "tests"}
+    # No managers configured: the escalation is recorded at level 1 for the desk.
+    assert answer.json["detail"] == {"reason": "No reply", "by": "tests", "level": 1}
     assert error_of(missing) == (422, "missing_reason")
     events = client.get(f"/api/requests/{sr.number}", headers=auth).json["events"]
     assert [e["type"] for e in events] == ["created", "escalated"]

@@ -10,7 +10,10 @@ the intake log, are kept for COUNTS_TTL seconds per process, well under a scrape
   received in the last 7 days (a gauge histogram: the window slides).
 * ``intake_queue_jobs{state}``, ``intake_workers``: the RQ queue and its workers.
 * ``intake_requests_open{severity}``, ``intake_requests_awaiting_acknowledgment{severity}``,
-  ``intake_response_goal_breaches{severity}``, ``intake_pending_intake``.
+  ``intake_response_goal_breaches{severity}`` (open, past the goal, nobody responded),
+  ``intake_pending_intake``.
+* ``intake_goal_events_total{type}``: the breach watch's ``goal_warning`` and ``goal_breached``
+  events since the start (counter).
 """
 
 from __future__ import annotations

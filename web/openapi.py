@@ -377,7 +377,14 @@ def _schemas() -> Schema:
         ),
         "Request": _object(request),
         "Event": event,
-        "RequestDetail": _object(request | {"events": {"type": "array", "items": _ref("Event")}}),
+        "RequestDetail": _object(
+            request
+            | {
+                "escalation": _object({"level": {"type": "integer"}, "owner": _nullable("string")}),
+                "needs_24x7_contact": {"type": "boolean"},
+                "events": {"type": "array", "items": _ref("Event")},
+            }
+        ),
         "RequestPage": _object(
             {"items": {"type": "array", "items": _ref("Request")}, "next": next_cursor}
         ),
