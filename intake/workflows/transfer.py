@@ -77,6 +77,10 @@ def _contact(session: Session, address: object, field: str) -> Contact:
     text = address.strip().lower() if isinstance(address, str) else ""
     if not text:
         raise ActionRefused("invalid", f"missing_{field}", f"Give the '{field}' address.")
+    if not text.isprintable():  # NUL, control characters, lone surrogates: nobody's address
+        raise ActionRefused(
+            "not_found", "unknown_contact", f"No contact has the '{field}' address given."
+        )
     contact = session.scalar(
         select(Contact)
         .join(ContactEmail, ContactEmail.contact_id == Contact.id)
