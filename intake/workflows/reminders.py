@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from intake.models import ServiceRequest
@@ -38,14 +38,37 @@ def is_due(request: ServiceRequest, desk: Desk, now: dt.datetime) -> bool:
 
 def remind_due(session: Session, desk: Desk, now: dt.datetime) -> list[int]:
     """Remind of every status report that is due; returns the requests reminded of."""
-    severities = [s for s in (1, 2, 3, 4) if desk.config.report_every(s) is not None]
-    candidates = session.scalars(
-        select(ServiceRequest.id)
-        .where(ServiceRequest.status.in_(OPEN_STATUSES), ServiceRequest.severity.in_(severities))
-        .order_by(ServiceRequest.id)
-        .limit(BATCH)
-    ).all()
-    return [rid for rid in candidates if remind(session, desk, rid, now)]
+    return [rid for rid in _due_ids(session, desk, now) if remind(session, desk, rid, now)]
+
+
+def _due_ids(session: Session, desk: Desk, now: dt.datetime) -> list[int]:
+    """Open requests whose last report, reminder or receipt is a cadence ago, per severity
+    (found in SQL, so a long list of open requests is never cut short)."""
+    due: list[int] = []
+    for severity in (1, 2, 3, 4):
+        hours = desk.config.report_every(severity)
+        if hours is None:
+            continue
+        since = now - dt.timedelta(hours=hours)
+        due += session.scalars(
+            select(ServiceRequest.id)
+            .where(
+                ServiceRequest.status.in_(OPEN_STATUSES),
+                ServiceRequest.severity == severity,
+                ServiceRequest.created_at <= since,
+                or_(
+                    ServiceRequest.status_reported_at.is_(None),
+                    ServiceRequest.status_reported_at <= since,
+                ),
+                or_(
+                    ServiceRequest.report_reminded_at.is_(None),
+                    ServiceRequest.report_reminded_at <= since,
+                ),
+            )
+            .order_by(ServiceRequest.id)
+            .limit(BATCH)
+        ).all()
+    return due
 
 
 def remind(session: Session, desk: Desk, request_id: int, now: dt.datetime) -> bool:
