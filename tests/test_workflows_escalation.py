@@ -318,3 +318,17 @@ def test_the_contact_escalates_and_asks_for_a_severity_from_the_status_page(
     assert forged.status_code == 400  # no CSRF token
     tampered = client.post(f"{path}x/escalate", data={"csrf_token": token, "esc-reason": "x"})
     assert tampered.status_code == 404
+
+
+def test_a_very_long_justification_is_kept_to_the_limit_and_can_be_accepted(
+    gateway: Gateway, client: FlaskClient, auth: dict[str, str]
+) -> None:
+    number = open_request(gateway)
+    follow_up(gateway, number, "worse", "Severity: 2\n" + "Nobody can export. " * 1000)
+    asked = next(
+        e for e in detail(client, auth, number)["events"] if e["type"] == "severity_requested"
+    )
+    assert len(asked["detail"]["justification"]) == 10_000
+    path = f"/api/requests/{number}/severity-requests/{asked['detail']['id']}/accept"
+    answer = client.post(path, json={}, headers=auth)
+    assert (answer.status_code, answer.json["severity"]) == (200, 2)

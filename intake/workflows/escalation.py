@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from intake.models import RequestEvent, ServiceRequest, utcnow
 from intake.requests import add_event
-from intake.staff_actions import ActionRefused, request_for_update, required_text
+from intake.staff_actions import TEXT_LIMIT, ActionRefused, request_for_update, required_text
 from intake.workflows import alerts, notices
 from intake.workflows.desk import Desk
 from intake.workflows.outgoing import mail_to_staff
@@ -103,7 +103,7 @@ def escalated_by_contact(
     """A follow-up asking for escalation escalates the request (the reason is the mail's
     text; a line "Counterpart: NAME" names the contact's counterpart at that level); one at
     the top level is only recorded on the timeline."""
-    reason = text.strip() or "The contact asked for escalation."
+    reason = text.strip()[:TEXT_LIMIT] or "The contact asked for escalation."
     named = _COUNTERPART.search(text)
     counterpart = named.group(1) if named else ""
     try:

@@ -16,7 +16,13 @@ from sqlalchemy.orm import Session
 
 from intake.models import ServiceRequest, SeverityRequest, utcnow
 from intake.requests import add_event
-from intake.staff_actions import ActionRefused, ensure_open, request_for_update, required_text
+from intake.staff_actions import (
+    TEXT_LIMIT,
+    ActionRefused,
+    ensure_open,
+    request_for_update,
+    required_text,
+)
 from intake.workflows import notices, tell
 from intake.workflows.desk import Desk
 from intake.workflows.notices import Notice
@@ -52,7 +58,7 @@ def request_change(
     now = now or utcnow()
     if severity == request.severity or request.status not in ("new", "acknowledged", "in_progress"):
         return None
-    justification = justification_of(text)
+    justification = justification_of(text)[:TEXT_LIMIT]
     change = SeverityRequest(
         request_id=request.id,
         severity=severity,
@@ -100,7 +106,7 @@ def accept(
         desk.config,
         request_id,
         severity=change.severity,
-        justification=reason,
+        justification=reason[:TEXT_LIMIT],
         by=by,
         now=now,
     )
