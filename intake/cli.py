@@ -156,8 +156,9 @@ def staff() -> None:
 
 @staff.command("add")
 @click.argument("username")
+@click.option("--email", default="", help="Where notifications about assigned requests go.")
 @click.pass_context
-def staff_add(ctx: click.Context, username: str) -> None:
+def staff_add(ctx: click.Context, username: str, email: str) -> None:
     """Add a staff login; the password is read from standard input (or prompted for)."""
     from intake.accounts.credentials import add_staff
 
@@ -166,7 +167,7 @@ def staff_add(ctx: click.Context, username: str) -> None:
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     try:
-        add_staff(_migrated_runtime(ctx).db, username, password)
+        add_staff(_migrated_runtime(ctx).db, username, password, email=email.strip())
     except IntakeError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"staff user {username} added")
@@ -237,6 +238,31 @@ def staff_unlock(ctx: click.Context, username: str) -> None:
     from intake.accounts.staff_admin import unlock
 
     click.echo(f"staff user {_staff_change(ctx, unlock, username)} unlocked")
+
+
+@cli.group()
+def contacts() -> None:
+    """Customers' contacts (to add or change them, use `intake import`)."""
+
+
+@contacts.command("transfer")
+@click.argument("old_email")
+@click.argument("new_email")
+@click.pass_context
+def contacts_transfer(ctx: click.Context, old_email: str, new_email: str) -> None:
+    """Move technical-contact duties from OLD_EMAIL to NEW_EMAIL: the new contact takes over
+    the open requests; the old one is refused from then on."""
+    from intake.requests.refused import ActionRefused
+    from intake.workflows.transfer import transfer_contact
+
+    rt = _migrated_runtime(ctx)
+    try:
+        with rt.db.transaction() as session:
+            done = transfer_contact(session, old_email, new_email, by="intake contacts transfer")
+    except ActionRefused as refused:
+        raise click.ClickException(refused.message) from None
+    taken = ", ".join(done.requests) or "no open requests"
+    click.echo(f"{done.to_name} <{done.to_address}> took over from {done.from_address}: {taken}")
 
 
 @cli.group()

@@ -18,6 +18,7 @@ from intake.errors import ConfigError
 SEVERITIES = (1, 2, 3, 4)
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 GOAL_UNITS = ("hours", "days", "business_days")
+DAY = dt.timedelta(days=1)
 
 DEFAULT_SEVERITIES: dict[int, dict[str, Any]] = {
     1: {
@@ -50,6 +51,13 @@ class SeverityLevel:
     goal_unit: str  # one of GOAL_UNITS
     around_the_clock: bool
 
+    @property
+    def goal_length(self) -> dt.timedelta:
+        """The goal as a length of time: of the wall clock for a level around the clock, of
+        business time (see Calendar.add_business_time) for the others."""
+        hours = {"hours": 1, "days": 24, "business_days": 24}[self.goal_unit]
+        return dt.timedelta(hours=hours * self.goal_amount)
+
     def describe_goal(self) -> str:
         unit = self.goal_unit.replace("_", " ")
         if self.goal_amount == 1:
@@ -65,6 +73,45 @@ class Calendar:
 
     def is_business_day(self, day: dt.date) -> bool:
         return day.weekday() in self.business_days and day not in self.holidays
+
+    def next_business_day(self, day: dt.date) -> dt.date:
+        day += dt.timedelta(days=1)
+        while not self.is_business_day(day):
+            day += dt.timedelta(days=1)
+        return day
+
+    def add_business_time(self, start: dt.datetime, amount: dt.timedelta) -> dt.datetime:
+        """``amount`` of business time after ``start``: only business days count, each as a
+        whole day of local wall-clock time; a start on a day off counts from the start of the
+        next business day. An end at a day's midnight is the next business day's 00:00."""
+        local = start.astimezone(self.timezone)
+        day = local.date()
+        into_day = dt.timedelta(hours=local.hour, minutes=local.minute, seconds=local.second)
+        into_day += dt.timedelta(microseconds=local.microsecond)
+        if not self.is_business_day(day):
+            day, into_day = self.next_business_day(day), dt.timedelta(0)
+        whole_days, rest = divmod(into_day + amount, DAY)
+        for _ in range(whole_days):
+            day = self.next_business_day(day)
+        end = dt.datetime.combine(day, dt.time(0), tzinfo=self.timezone) + rest
+        return _real_instant(end)
+
+    def business_time_between(self, start: dt.datetime, end: dt.datetime) -> dt.timedelta:
+        """How much business time passes from ``start`` to ``end`` (zero when end is earlier)."""
+        if end <= start:
+            return dt.timedelta(0)
+        total, cursor = dt.timedelta(0), start.astimezone(self.timezone)
+        stop = end.astimezone(self.timezone)
+        while cursor.date() < stop.date():
+            next_midnight = dt.datetime.combine(
+                cursor.date() + DAY, dt.time(0), tzinfo=self.timezone
+            )
+            if self.is_business_day(cursor.date()):
+                total += _wall(next_midnight) - _wall(cursor)
+            cursor = next_midnight
+        if self.is_business_day(stop.date()):
+            total += _wall(stop) - _wall(cursor)
+        return total
 
 
 # How far a caller ID is believed: "attested" only with STIR/SHAKEN full attestation (the
@@ -98,33 +145,34 @@ class Policy:
 
     def response_due(self, severity: int, start: dt.datetime) -> dt.datetime:
         """When the response goal of ``severity`` falls due for something received at ``start``."""
+        return self.goal_instant(severity, start, 1.0)
+
+    def goal_instant(self, severity: int, start: dt.datetime, share: float) -> dt.datetime:
+        """When ``share`` of the goal (0.5: half of it) has passed for a clock started at
+        ``start``: elapsed time for a level around the clock (whatever the clocks on the wall
+        do), business time on the calendar for the others."""
         if start.utcoffset() is None:
             raise ValueError("response_due needs an aware datetime, not a naive one")
         level = self.levels[severity]
-        start = start.astimezone(dt.UTC)  # elapsed time, whatever the clocks on the wall do
-        if level.goal_unit == "hours":
-            return start + dt.timedelta(hours=level.goal_amount)
-        if level.goal_unit == "days":
-            return start + dt.timedelta(days=level.goal_amount)
-        return self._add_business_days(start, level.goal_amount)
+        start = start.astimezone(dt.UTC)
+        if level.around_the_clock:
+            return start + level.goal_length * share
+        return self.calendar.add_business_time(start, level.goal_length * share).astimezone(dt.UTC)
 
-    def _add_business_days(self, start: dt.datetime, count: int) -> dt.datetime:
-        """N business days later, at the same local time; something received on a day off
-        counts from the start of the next business day."""
-        local = start.astimezone(self.calendar.timezone)
-        day, time_of_day = local.date(), local.time()
-        if not self.calendar.is_business_day(day):
-            day, time_of_day = self._next_business_day(day), dt.time(0)
-        for _ in range(count):
-            day = self._next_business_day(day)
-        due = dt.datetime.combine(day, time_of_day, tzinfo=self.calendar.timezone)
-        return due.astimezone(dt.UTC)
 
-    def _next_business_day(self, day: dt.date) -> dt.date:
-        day += dt.timedelta(days=1)
-        while not self.calendar.is_business_day(day):
-            day += dt.timedelta(days=1)
-        return day
+def _wall(moment: dt.datetime) -> dt.timedelta:
+    """A local time as wall-clock time since the epoch (a day is 24 hours, whatever DST does)."""
+    naive = moment.replace(tzinfo=None)
+    return naive - dt.datetime(1970, 1, 1)
+
+
+def _real_instant(local: dt.datetime) -> dt.datetime:
+    """A local wall time that a clock change skipped (02:30 on a spring-forward night) is taken
+    as the same wall time an hour on, which exists."""
+    round_trip = local.astimezone(dt.UTC).astimezone(local.tzinfo)
+    if round_trip.replace(tzinfo=None) != local.replace(tzinfo=None):
+        return (local.replace(tzinfo=None) + dt.timedelta(hours=1)).replace(tzinfo=local.tzinfo)
+    return local
 
 
 def load_policy(tables: Mapping[str, Any]) -> Policy:

@@ -5,7 +5,7 @@
 ring_seconds = 20                  # how long each engineer's phone rings before the next is tried
 non_technical_number = "+14155550199"   # read to callers who cannot be identified (optional)
 engineers = [
-  { name = "Linus", phone = "+14155550190" },   # tried first
+  { name = "Linus", phone = "+14155550190", email = "linus@example.com" },   # tried first
   { name = "Margaret", phone = "+14155550191" },
 ]
 ```
@@ -26,12 +26,14 @@ from parsers.phones import normalise_phone
 DEFAULT_RING_SECONDS = 20
 RING_SECONDS_RANGE = (5, 60)
 ROTA_KEYS = ("engineers", "ring_seconds", "non_technical_number")
+ENGINEER_KEYS = frozenset({"name", "phone", "email"})
 
 
 @dataclass(frozen=True)
 class Engineer:
     name: str
     phone: str  # E.164
+    email: str = ""  # where the breach watch writes when this engineer is on call
 
 
 @dataclass(frozen=True)
@@ -61,16 +63,19 @@ def load_rota(tables: Mapping[str, Any]) -> Rota:
 
 def _engineer(position: int, entry: Any) -> Engineer:
     where = f"[rota] engineer {position}"
-    if not isinstance(entry, Mapping) or set(entry) != {"name", "phone"}:
-        example = '{name = "…", phone = "+1…"}'
-        raise ConfigError(f"{where} must be a table of name and phone: {example}.")
+    if not isinstance(entry, Mapping) or not {"name", "phone"} <= set(entry) <= ENGINEER_KEYS:
+        example = '{name = "…", phone = "+1…", email = "…"}'
+        raise ConfigError(f"{where} must be a table of name, phone and email: {example}.")
     name, phone = entry["name"], entry["phone"]
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"{where} needs a name.")
     e164 = normalise_phone(phone) if isinstance(phone, str) else None
     if e164 is None:
         raise ConfigError(f"{where} ({name}): phone {phone!r} is not a number in E.164 form.")
-    return Engineer(name.strip(), e164)
+    email = entry.get("email", "")
+    if not isinstance(email, str) or (email and "@" not in email):
+        raise ConfigError(f"{where} ({name}): email {email!r} is not an address.")
+    return Engineer(name.strip(), e164, email.strip())
 
 
 def _ring_seconds(value: Any) -> int:

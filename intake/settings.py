@@ -23,7 +23,18 @@ ENV_PREFIX = "INTAKE_"
 UNPREFIXED_ENV = ("twilio_account_sid", "twilio_auth_token", "twilio_phone_number")
 # Tables that only the TOML file can hold; they are read by the policy module (and the
 # ``[[imap]]`` mailboxes by the IMAP door).
-POLICY_TABLES = ("severity", "calendar", "rota", "default_severity", "voice", "imap")
+POLICY_TABLES = (
+    "severity",
+    "calendar",
+    "rota",
+    "default_severity",
+    "voice",
+    "imap",
+    "goal",
+    "notices",
+    "escalation",
+    "status_reports",
+)
 IMAP_AFTER = ("move", "flag")
 SENDER_AUTH_MODES = ("enforce", "monitor", "off")
 LOG_FORMATS = ("text", "json")

@@ -272,6 +272,9 @@ def test_requests_are_listed_newest_first_with_every_field(
         "created_at": "2026-03-02T09:04:00+00:00",
         "response_due_at": "2026-03-05T09:04:00+00:00",
         "acknowledged_at": "2026-03-02T09:00:00+00:00",
+        # Acknowledged, but nobody responded: the goal passed long ago.
+        "goal": {"state": "breached", "met_at": None},
+        "assignee": None,
     }
     assert items[1]["acknowledged_at"] is None
 

@@ -21,7 +21,7 @@ from intake.jobs.runtime import build_runtime
 from intake.jobs.worker import run_worker
 from intake.settings import Settings
 from intake.store.db import Database
-from intake.store.models import IntakeRecord, ServiceRequest, utcnow
+from intake.store.models import IntakeRecord, RequestEvent, ServiceRequest, utcnow
 from tests.helpers import Relay
 from tests.web_support import PASSWORD, add_contact, add_intake, add_request, csrf_token, sign_in
 from web import create_app
@@ -92,7 +92,7 @@ def test_a_severity_change_answers_the_updated_request(
     assert change["type"] == "severity_changed"
     assert change["detail"]["from"] == 3 and change["detail"]["to"] == 2
     assert change["detail"]["justification"] == "Exports block the month-end close"
-    assert change["detail"]["by"] == "an API client"
+    assert change["detail"]["by"] == "tests"  # the token's name
 
 
 @pytest.mark.parametrize(
@@ -143,7 +143,8 @@ def test_an_escalation_answers_201_with_its_event(
 
     assert answer.status_code == 201
     assert answer.json["type"] == "escalated"
-    assert answer.json["detail"] == {"reason": "No reply", "by": "an API client"}
+    # No managers configured: the escalation is recorded at level 1 for the desk.
+    assert answer.json["detail"] == {"reason": "No reply", "by": "tests", "level": 1}
     assert error_of(missing) == (422, "missing_reason")
     events = client.get(f"/api/requests/{sr.number}", headers=auth).json["events"]
     assert [e["type"] for e in events] == ["created", "escalated"]
@@ -263,7 +264,9 @@ def test_metrics_count_intake_latency_queue_and_breaches(
     add_intake(db, "a1", outcome="accepted", reason="new_request")
     add_intake(db, "r1", outcome="rejected", reason="unknown_sender", channel="phone")
     created = now - dt.timedelta(minutes=30)
-    add_request(db, ada, severity=1, created_at=created, response_due_at=now - dt.timedelta(1))
+    late = add_request(
+        db, ada, severity=1, created_at=created, response_due_at=now - dt.timedelta(1)
+    )
     add_request(
         db,
         ada,
@@ -272,6 +275,9 @@ def test_metrics_count_intake_latency_queue_and_breaches(
         acknowledged_at=created + dt.timedelta(seconds=20),
         status="acknowledged",
     )
+    with db.transaction() as session:
+        for kind, share in (("goal_warning", 50), ("goal_warning", 80), ("goal_breached", 100)):
+            session.add(RequestEvent(request_id=late.id, type=kind, detail={"share": share}))
 
     found = _metrics(client, auth)
 
@@ -283,6 +289,11 @@ def test_metrics_count_intake_latency_queue_and_breaches(
     assert buckets[(("le", "30.0"), ("severity", "2"))] == 1
     assert buckets[(("le", "+Inf"), ("severity", "2"))] == 1
     assert found["intake_response_goal_breaches"][(("severity", "1"),)] == 1
+    # The acknowledged Severity 2 request has nobody's response either, but is not due yet.
+    assert found["intake_response_goal_breaches"][(("severity", "2"),)] == 0
+    goal_events = found["intake_goal_events_total"]
+    assert goal_events[(("type", "goal_warning"),)] == 2
+    assert goal_events[(("type", "goal_breached"),)] == 1
     assert found["intake_requests_open"][(("severity", "2"),)] == 1
     assert found["intake_queue_jobs"][(("state", "queued"),)] == 0
     assert found["intake_redis_up"][()] == 1

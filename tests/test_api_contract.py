@@ -89,4 +89,4 @@ def test_the_api_answers_as_its_openapi_document_says(
         check_operation(operation, mode)
         checked.append(f"{operation.label} ({mode.value})")
 
-    assert len(checked) == 19, checked  # 10 operations, 9 of them with inputs to get wrong
+    assert len(checked) == 31, checked  # 16 operations, 15 of them with inputs to get wrong

@@ -11,9 +11,11 @@ import re
 import smtplib
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -94,9 +96,25 @@ class Site:
 
 @pytest.fixture
 def site(tmp_path: Path, sqlite_template: Path, relay: Relay, redis_url: str) -> Iterator[Site]:
+    with running_site(tmp_path, sqlite_template, relay, redis_url) as started:
+        yield started
+
+
+@contextmanager
+def running_site(
+    tmp_path: Path,
+    sqlite_template: Path,
+    relay: Relay,
+    redis_url: str,
+    tables: dict[str, Any] | None = None,
+) -> Iterator[Site]:
+    """The whole gateway on a copy of the migrated SQLite file; ``tables`` are added to the
+    config file's policy tables."""
     database = tmp_path / "intake.db"
     database.write_bytes(sqlite_template.read_bytes())
     settings = _settings(tmp_path, f"sqlite:///{database}", relay)
+    if tables:
+        settings = settings.replace(policy=dict(settings.policy) | tables)
     rt = build_runtime(settings)
     runtime.install(rt)
     connection = redis.Redis.from_url(redis_url)

@@ -59,11 +59,17 @@ def test_default_levels() -> None:
 
 @pytest.mark.parametrize(
     ("severity", "goal"),
-    [(1, dt.timedelta(hours=1)), (2, dt.timedelta(hours=2)), (3, dt.timedelta(days=3))],
+    [(1, dt.timedelta(hours=1)), (2, dt.timedelta(hours=2))],
 )
 def test_clock_goals_are_added_to_the_receipt_time(severity: int, goal: dt.timedelta) -> None:
     received = at(UTC, 2026, 11, 27, 22, 15)  # a Friday night: these goals run around the clock
     assert load_policy({}).response_due(severity, received) == received + goal
+
+
+def test_severity_3_counts_its_days_on_the_business_calendar() -> None:
+    # Friday 22:15: the rest of Friday, then Monday, Tuesday and most of Wednesday.
+    received = at(UTC, 2026, 11, 27, 22, 15)
+    assert load_policy({}).response_due(3, received) == at(UTC, 2026, 12, 2, 22, 15)
 
 
 def test_severity_4_skips_the_weekend() -> None:
@@ -105,7 +111,8 @@ def test_a_goal_unit_in_a_table_replaces_the_default_unit() -> None:
     assert policy.level(4).describe_goal() == "10 days"
     received = at(UTC, 2026, 11, 27, 10, 0)
     assert policy.response_due(3, received) == received + 8 * HOUR
-    assert policy.response_due(4, received) == received + dt.timedelta(days=10)
+    # Neither runs around the clock: ten days of the business calendar are two weeks.
+    assert policy.response_due(4, received) == at(UTC, 2026, 12, 11, 10, 0)
     assert policy.level(3).name == "Minor"  # the rest of the default table stays
 
 

@@ -65,7 +65,11 @@ def test_severity_from_a_body_line_and_the_default(gateway: Gateway) -> None:
     gateway.drain()
     first, second = gateway.requests()
     assert (first.severity, second.severity) == (1, 3)
-    assert second.response_due_at - second.created_at == dt.timedelta(days=3)
+    # Severity 3: three days of the business calendar (Monday to Friday in the test config).
+    calendar = gateway.rt.policy.calendar
+    assert calendar.business_time_between(
+        second.created_at, second.response_due_at
+    ) == dt.timedelta(days=3)
 
 
 def test_the_same_message_twice_makes_one_request(gateway: Gateway) -> None:

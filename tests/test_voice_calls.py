@@ -80,7 +80,7 @@ def _assert_acknowledged(phone: Phone, request_id: int) -> None:
     assert (sms.to, sms.sender) == (ADA, "+14155550100")
     assert "SR-000001" in sms.body and "Severity" in sms.body
     (mail,) = phone.relay.messages
-    assert mail["Subject"] == "[SR-000001] Received: Phone call from Ada Lovelace"
+    assert mail["Subject"] == "[SR-000001] Received: Severity 2 phone call from Ada Lovelace"
     assert mail["To"].addresses[0].addr_spec == "ada@acme.example"
     kinds = [kind for kind, _ in phone.events(request_id)]
     assert kinds[:3] == ["created", "voicemail", "transcription"]

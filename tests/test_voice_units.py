@@ -102,7 +102,7 @@ def test_the_documented_rota_example_loads() -> None:
     example = re.search(r"```toml\n(.*?)```", rota.__doc__ or "", re.S)
     assert example is not None
     loaded = load_rota(tomllib.loads(example.group(1)))
-    assert loaded.engineers[0] == Engineer("Linus", "+14155550190")
+    assert loaded.engineers[0] == Engineer("Linus", "+14155550190", "linus@example.com")
     assert (loaded.ring_seconds, loaded.non_technical_number) == (20, "+14155550199")
 
 
@@ -115,7 +115,7 @@ def test_no_rota_means_nobody_on_call() -> None:
 @pytest.mark.parametrize(
     ("table", "words"),
     [
-        ({"engineers": [{"name": "Linus"}]}, "engineer 1 must be a table of name and phone"),
+        ({"engineers": [{"name": "Linus"}]}, "engineer 1 must be a table of name, phone and email"),
         ({"engineers": [{"name": "Linus", "phone": "555-0190"}]}, "E.164"),
         ({"engineers": [{"name": "", "phone": "+14155550190"}]}, "needs a name"),
         ({"engineers": {"name": "Linus"}}, "must be a list"),

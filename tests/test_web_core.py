@@ -13,10 +13,11 @@ from intake.accounts.sign_in import LOCKOUT, MAX_FAILURES, sign_in
 from intake.ops import stats
 from intake.policy import load_policy
 from intake.requests import quarantine
-from intake.requests.staff_actions import ActionRefused, assign, change_severity, escalate, resolve
+from intake.requests.refused import ActionRefused
 from intake.store.db import Database
 from intake.store.intake_log import body_preview, reason_in_words
 from intake.store.models import IntakeRecord, RequestEvent, ServiceRequest, StaffUser, utcnow
+from intake.workflows.staff_actions import assign, change_severity, escalate, resolve
 from tests.web_support import PASSWORD, add_contact, add_intake, add_request
 
 POLICY = load_policy({})
@@ -262,12 +263,21 @@ def test_open_requests_come_most_urgent_first(db: Database) -> None:
     now = utcnow()
     late = add_request(db, contact, severity=2, response_due_at=now - dt.timedelta(minutes=5))
     soon = add_request(db, contact, severity=1, response_due_at=now + dt.timedelta(minutes=10))
-    met = add_request(
+    # Acknowledged, but nobody responded: the acknowledgment meets no goal.
+    acknowledged = add_request(
         db,
         contact,
         status="acknowledged",
         acknowledged_at=now,
         response_due_at=now - dt.timedelta(hours=1),
+    )
+    answered = add_request(
+        db,
+        contact,
+        status="in_progress",
+        acknowledged_at=now,
+        goal_met_at=now - dt.timedelta(hours=3),
+        response_due_at=now - dt.timedelta(hours=2),
     )
     add_request(db, contact, status="resolved", response_due_at=now - dt.timedelta(hours=5))
 
@@ -275,10 +285,10 @@ def test_open_requests_come_most_urgent_first(db: Database) -> None:
         ordered = [sr.id for sr in stats.open_requests_by_urgency(s)]
         counts = stats.open_counts(s, now)
 
-    assert ordered == [late.id, soon.id, met.id]
-    assert counts.breached == {2: 1}
+    assert ordered == [acknowledged.id, late.id, soon.id, answered.id]
+    assert counts.breached == {2: 1, 3: 1}
     assert counts.awaiting == {1: 1, 2: 1}
-    assert counts.open == {1: 1, 2: 1, 3: 1}
+    assert counts.open == {1: 1, 2: 1, 3: 2}
 
 
 # The intake log in words.

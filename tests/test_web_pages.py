@@ -149,8 +149,8 @@ def _staff_routes(app: Flask) -> list[tuple[str, str]]:
     for rule in app.url_map.iter_rules():
         if rule.endpoint.split(".")[0] not in STAFF_BLUEPRINTS:
             continue
-        path = rule.rule.replace("<number>", "SR-000001")
-        path = path.replace("<int:intake_id>", "1").replace("<int:event_id>", "1")
+        path = re.sub(r"<int:\w+>", "1", rule.rule.replace("<number>", "SR-000001"))
+        path = re.sub(r"<any\((\w+)[^>]*>", r"\1", path)  # the first of the choices
         routes += [
             (method, path) for method in sorted(rule.methods or ()) if method in ("GET", "POST")
         ]

@@ -22,6 +22,9 @@ from intake.policy import Policy
 from intake.requests.opening import add_event, open_request
 from intake.settings import Settings
 from intake.store.models import CallSession, Contact, IntakeRecord, OutboxMessage, ServiceRequest
+from intake.workflows.around_the_clock import acknowledgment_notice, flag_missing_24x7_contact
+from intake.workflows.desk import desk_for
+from intake.workflows.phone import record_call_outcome, subject_with_transcription
 from voice.calls import call_sid_of, find_call
 
 log = logging.getLogger(__name__)
@@ -57,7 +60,9 @@ def finish_call(session: Session, settings: Settings, policy: Policy, row: Intak
         received_at=row.received_at,
     )
     row.request_id = call.request_id = request.id
+    flag_missing_24x7_contact(session, request)
     attach_media(session, call)
+    record_call_outcome(session, desk_for(settings, policy), call)
     session.add_all(acknowledgments(settings, policy, request, contact, row))
 
 
@@ -79,6 +84,7 @@ def attach_media(session: Session, call: CallSession) -> None:
         status = "completed" if text else "failed"
         add_event(session, request, "transcription", {"text": text, "status": status})
         request.description = request.description or text
+        request.subject = subject_with_transcription(request.subject, text)
         call.transcription_attached = True
 
 
@@ -109,5 +115,6 @@ def _email(
         level=policy.level(request.severity),
         due_at=request.response_due_at,
         received_at=row.received_at,
+        notice=acknowledgment_notice(request, contact.customer.name),
     )
     return acknowledgment_row(settings, facts, request_id=request.id, intake_id=row.id)

@@ -14,6 +14,7 @@ from flask import Response, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from intake.store.models import CallSession, Contact, format_request_number, utcnow
+from intake.workflows.phone import record_call_outcome
 from voice import prompts, twiml
 from voice.blueprint import bp
 from voice.call_outcomes import (
@@ -118,6 +119,8 @@ def whisper_answer() -> Response:
         if _field("Digits").rstrip("#") != "1" or not _rings(call, index) or call is None:
             return twiml_response(twiml.said_then_hangup(prompts.NOT_ACCEPTED))
         call.accepted_by = index
+        # The engineer who took the call is assigned (once the request exists).
+        record_call_outcome(session, vc.desk, call)
     return twiml_response(twiml.bridge())
 
 

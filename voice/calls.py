@@ -112,13 +112,19 @@ def inbound_for_call(
         sender=sender,
         dedupe_key=DEDUPE_PREFIX + call.call_sid,
         raw=call_record(call, sender),
-        subject=f"Phone call from {contact.name if contact else sender}{about}",
+        subject=f"{_severity_words(call)}hone call from {contact.name if contact else sender}"
+        f"{about}",
         automatic=automatic,
         category=call.category,
         contact_id=call.contact_id,
         sender_verified=contact is not None and strongly_identified(call),
         received_at=call.started_at,
     )
+
+
+def _severity_words(call: CallSession) -> str:
+    """``Severity 1 p`` or ``P``: the start of the subject, with the severity once chosen."""
+    return f"Severity {call.severity} p" if call.severity else "P"
 
 
 def call_record(call: CallSession, sender: str) -> bytes:

@@ -25,6 +25,8 @@ from intake.policy import Policy, load_policy
 from intake.rota import Rota, load_rota
 from intake.settings import Settings
 from intake.store.db import Database
+from intake.workflows.config import load_workflow_config
+from intake.workflows.desk import Desk
 
 EXTENSION_KEY = "voice"
 _SQLITE_WRITERS = threading.Lock()
@@ -46,6 +48,13 @@ class VoiceContext:
     queue: Queue
     policy: Policy
     rota: Rota
+
+    @property
+    def desk(self) -> Desk:
+        """What the workflows after intake need (intake.workflows), from this context."""
+        return Desk(
+            self.settings, self.policy, load_workflow_config(self.settings.policy), self.rota
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

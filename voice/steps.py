@@ -33,6 +33,7 @@ from intake.store.models import (
     ServiceRequest,
     format_request_number,
 )
+from intake.workflows.phone import record_call_outcome
 from voice import prompts
 from voice.call_input import (
     category_from_input,
@@ -329,6 +330,7 @@ def take_dial_result(step: Step) -> None:
         step.move("connecting")
         return
     outbox_ids = page_engineers(step.session, call, step.vc.rota, step.now)
+    record_call_outcome(step.session, step.vc.desk, call, step.now)
     step.after_commit.append(lambda: enqueue_outbox_rows(step.vc, outbox_ids))
     number = format_request_number(call.request_id) if call.request_id else None
     step.say(prompts.engineers_paged(number))

@@ -19,6 +19,7 @@ from intake.policy import Policy, load_policy
 from intake.secret import with_secret_key
 from intake.settings import Settings
 from intake.store.db import Database
+from intake.workflows.config import load_workflow_config
 
 if TYPE_CHECKING:
     import redis
@@ -51,6 +52,7 @@ def create_app(
     """The gateway's web app. ``db`` and ``redis_client`` may be given (tests, a shared pool);
     otherwise they are made from ``settings``."""
     app = Flask(__name__)
+    load_workflow_config(settings.policy)  # a bad [goal], [escalation]... stops start-up here
     keyed = with_secret_key(settings)  # INTAKE_SECRET_KEY, or the one generated under var/
     app.config.from_mapping(_session_config(keyed))
     svc = Services(

@@ -110,6 +110,7 @@ def list_requests() -> Response:
             .options(
                 joinedload(ServiceRequest.customer),
                 joinedload(ServiceRequest.contact).selectinload(Contact.emails),
+                joinedload(ServiceRequest.assignee),
             )
             .order_by(ServiceRequest.created_at.desc(), ServiceRequest.id.desc())
             .limit(limit + 1)
@@ -125,6 +126,7 @@ def request_detail_statement(request_id: int) -> Select[ServiceRequest]:
         .options(
             joinedload(ServiceRequest.customer),
             joinedload(ServiceRequest.contact).selectinload(Contact.emails),
+            joinedload(ServiceRequest.assignee),
             selectinload(ServiceRequest.events),
         )
     )

@@ -1,4 +1,5 @@
-"""The JSON API's write side (CONTRACT §7): severity changes, escalations, quarantine releases.
+"""The JSON API's write side: severity changes, escalations, replies and status reports,
+assignments, quarantine releases.
 
 Bodies are JSON objects. A Bearer token needs nothing more; a browser's staff session must also
 send the page's CSRF token (``X-CSRFToken``), since its cookie travels on its own. Refusals
@@ -18,11 +19,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, load_only
 from werkzeug.exceptions import Conflict, HTTPException, NotFound, UnprocessableEntity
 
-from intake.jobs.jobs import enqueue_quietly
+from intake.jobs.jobs import (
+    enqueue_quietly,
+    schedule_goal_checks_quietly,
+    send_request_mail_quietly,
+)
 from intake.jobs.queue import make_queue
-from intake.requests import quarantine, staff_actions
-from intake.requests.staff_actions import ActionRefused
+from intake.requests import quarantine
+from intake.requests.refused import ActionRefused
 from intake.store.models import IntakeRecord
+from intake.workflows import escalation, replies, severity_requests, tell, transfer
+from intake.workflows.config import WorkflowConfig, load_workflow_config
+from intake.workflows.desk import Desk, desk_for
 from web import services
 from web.api import INTAKE_LIST_COLUMNS, MAX_ID, request_detail_statement, request_id_or_404
 from web.auth import current_actor, require_csrf_for_staff, require_staff_or_token
@@ -70,32 +78,162 @@ def _in_transaction(work: Callable[[Session], T]) -> T:
         return work(session)
 
 
+def _workflows() -> WorkflowConfig:
+    return load_workflow_config(services().settings.policy)
+
+
+def _desk() -> Desk:
+    svc = services()
+    return desk_for(svc.settings, svc.policy)
+
+
+def _send_mail_of(request_id: int) -> None:
+    """What the action wrote to the outbox goes out now (or with the sweep, Redis willing)."""
+    svc = services()
+    send_request_mail_quietly(make_queue(svc.settings, svc.redis), request_id)
+
+
 @bp.post("/requests/<number>/severity")
 def change_severity(number: str) -> Response:
     """The updated request (with its events); 422 without a justification."""
-    request_id, body, policy = request_id_or_404(number), json_body(), services().policy
+    request_id, body, svc = request_id_or_404(number), json_body(), services()
+    justification = body.get("justification")
     _in_transaction(
-        lambda s: staff_actions.change_severity(
+        lambda s: tell.change_severity(
             s,
-            policy,
+            svc.settings,
+            svc.policy,
+            _workflows(),
             request_id,
             severity=body.get("severity"),  # type: ignore[arg-type]  # checked there
-            justification=body.get("justification"),  # type: ignore[arg-type]
+            justification=justification if isinstance(justification, str) else "",
             by=current_actor(),
         )
     )
+    _send_mail_of(request_id)
+    schedule_goal_checks_quietly(make_queue(svc.settings, svc.redis), request_id)
+    return jsonify(_request_detail(request_id))
+
+
+@bp.post("/requests/<number>/replies")
+def reply(number: str) -> Response:
+    """201 with the event; a reply or status report goes to the contact, a note stays here."""
+    request_id, body, settings = request_id_or_404(number), json_body(), services().settings
+    event = _in_transaction(
+        lambda s: replies.post_reply(
+            s,
+            settings,
+            _workflows(),
+            request_id,
+            body=body.get("body"),
+            kind=body.get("kind", "reply"),
+            by=current_actor(),
+        )
+    )
+    _send_mail_of(request_id)
+    return json_response(event_json(event), 201)
+
+
+@bp.post("/requests/<number>/assign")
+def assign(number: str) -> Response:
+    """The updated request; the assignment counts toward the response goal."""
+    request_id, body, settings = request_id_or_404(number), json_body(), services().settings
+    staff = body.get("staff")
+    _in_transaction(
+        lambda s: tell.assign(
+            s,
+            settings,
+            _workflows(),
+            request_id,
+            assignee=staff if isinstance(staff, str) else "",
+            by=current_actor(),
+        )
+    )
+    _send_mail_of(request_id)
     return jsonify(_request_detail(request_id))
 
 
 @bp.post("/requests/<number>/escalations")
 def escalate(number: str) -> Response:
-    """201 with the escalation's event; 422 without a reason."""
-    request_id, body = request_id_or_404(number), json_body()
-    reason = body.get("reason")
+    """201 with the escalation's event: the next level's manager owns it and is asked for an
+    action plan; 422 without a reason, 409 past the top level."""
+    request_id, body, desk = request_id_or_404(number), json_body(), _desk()
+    counterpart = body.get("counterpart")
     event = _in_transaction(
-        lambda s: staff_actions.escalate(s, request_id, reason=reason, by=current_actor())  # type: ignore[arg-type]
+        lambda s: escalation.escalate(
+            s,
+            desk,
+            request_id,
+            reason=body.get("reason"),
+            by=current_actor(),
+            counterpart=counterpart if isinstance(counterpart, str) else "",
+        )
     )
+    _send_mail_of(request_id)
     return json_response(event_json(event), 201)
+
+
+@bp.post("/requests/<number>/action-plan")
+def action_plan(number: str) -> Response:
+    """201 with the plan's event; it is sent to the contact. 409 when not escalated."""
+    request_id, body, desk = request_id_or_404(number), json_body(), _desk()
+    event = _in_transaction(
+        lambda s: escalation.record_action_plan(
+            s, desk, request_id, plan=body.get("plan"), by=current_actor()
+        )
+    )
+    _send_mail_of(request_id)
+    return json_response(event_json(event), 201)
+
+
+@bp.post("/requests/<number>/severity-requests/<int:change_id>/accept")
+def accept_severity_request(number: str, change_id: int) -> Response:
+    """The updated request: the severity the contact asked for, the clock restarted."""
+    request_id, body, desk = request_id_or_404(number), json_body(), _desk()
+    note = body.get("note")
+    _known_change(change_id)
+    _in_transaction(
+        lambda s: severity_requests.accept(
+            s,
+            desk,
+            request_id,
+            change_id,
+            note=note if isinstance(note, str) else "",
+            by=current_actor(),
+        )
+    )
+    _send_mail_of(request_id)
+    svc = services()
+    schedule_goal_checks_quietly(make_queue(svc.settings, svc.redis), request_id)
+    return jsonify(_request_detail(request_id))
+
+
+@bp.post("/requests/<number>/severity-requests/<int:change_id>/refuse")
+def refuse_severity_request(number: str, change_id: int) -> Response:
+    """The refused request for a change; the note (required) is sent to the contact."""
+    request_id, body, desk = request_id_or_404(number), json_body(), _desk()
+    _known_change(change_id)
+    change = _in_transaction(
+        lambda s: severity_requests.severity_request_json(
+            severity_requests.refuse(
+                s, desk, request_id, change_id, note=body.get("note"), by=current_actor()
+            )
+        )
+    )
+    _send_mail_of(request_id)
+    return jsonify(change)
+
+
+@bp.post("/contacts/transfer")
+def transfer_contact() -> Response:
+    """200: the new contact took over the old one's open requests; the old one is refused."""
+    body = json_body()
+    done = _in_transaction(
+        lambda s: transfer.transfer_contact(s, body.get("from"), body.get("to"), by=current_actor())
+    )
+    return jsonify(
+        {"from": done.from_address, "to": done.to_address, "requests": list(done.requests)}
+    )
 
 
 @bp.post("/intake/<int:intake_id>/release")
@@ -119,6 +257,11 @@ def discard(intake_id: int) -> Response:
 def _known_id(intake_id: int) -> None:
     if intake_id > MAX_ID:
         raise NotFound(f"There is no intake entry #{intake_id}.")
+
+
+def _known_change(change_id: int) -> None:
+    if change_id > MAX_ID:
+        raise NotFound(f"There is no severity request {change_id}.")
 
 
 def _intake_item(intake_id: int) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from flask_login import current_user
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
-from intake.accounts.credentials import token_is_valid
+from intake.accounts.credentials import token_is_valid, token_name
 from web import services
 from web.security import csrf
 
@@ -48,9 +48,12 @@ def current_staff_or_token() -> Caller | None:
 
 def current_actor() -> str:
     """Who does what the request asks, as events and the intake log name them."""
-    if current_staff_or_token() == "staff":
+    caller = current_staff_or_token()
+    if caller == "staff":
         return str(current_user.username)
-    return "an API client"
+    token = bearer_token()
+    name = token_name(services().db, token) if caller == "token" and token else None
+    return name or "an API client"
 
 
 def require_csrf_for_staff() -> None:

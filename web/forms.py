@@ -9,7 +9,7 @@ from wtforms.validators import DataRequired, EqualTo, Length
 
 from intake.accounts.credentials import MIN_PASSWORD_LENGTH
 from intake.policy import Policy
-from intake.requests.staff_actions import TEXT_LIMIT
+from intake.workflows.staff_actions import TEXT_LIMIT
 
 
 def severity_choices(policy: Policy) -> list[SelectChoice]:
@@ -64,10 +64,42 @@ class EscalationForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type 
             Length(max=TEXT_LIMIT),
         ],
     )
+    counterpart = StringField("Contact's counterpart at this level", validators=[Length(max=200)])
+
+
+class ActionPlanForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hints
+    plan = TextAreaField(
+        "Action plan",
+        validators=[
+            DataRequired("Write the plan agreed with the contact."),
+            Length(max=TEXT_LIMIT),
+        ],
+    )
+
+
+class SeverityDecisionForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hints
+    """Accept or refuse a contact's request for another severity (a refusal needs the note)."""
+
+    note = TextAreaField("Note to the contact", validators=[Length(max=TEXT_LIMIT)])
 
 
 class AssignForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hints
     assignee = SelectField("Assign to", choices=[])  # see staff_choices
+
+
+class ReplyForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hints
+    kind = SelectField(
+        "Write",
+        choices=[
+            SelectChoice("reply", "Reply to the contact"),
+            SelectChoice("status_report", "Status report to the contact"),
+            SelectChoice("internal_note", "Internal note (never sent)"),
+        ],
+    )
+    body = TextAreaField(
+        "Text",
+        validators=[DataRequired("Write something to send."), Length(max=TEXT_LIMIT)],
+    )
 
 
 class ResolveForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hints
@@ -76,3 +108,24 @@ class ResolveForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hin
 
 class ConfirmForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hints
     """A button-only form (release, discard, sign out): the CSRF token is its one field."""
+
+
+class ContactEscalationForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hints
+    """The contact, on the status page: ask for escalation to a manager."""
+
+    reason = TextAreaField(
+        "Why escalate",
+        validators=[DataRequired("Say why the request needs a manager."), Length(max=TEXT_LIMIT)],
+    )
+    counterpart = StringField("Your counterpart for the manager", validators=[Length(max=200)])
+
+
+class ContactSeverityForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hints
+    """The contact, on the status page: ask for another severity, saying why."""
+
+    severity = SelectField(
+        "Severity", coerce=int, choices=[SelectChoice(n, str(n)) for n in (1, 2, 3, 4)]
+    )
+    justification = TextAreaField(
+        "How the business impact has changed", validators=[Length(max=TEXT_LIMIT)]
+    )

@@ -20,7 +20,7 @@ from werkzeug.wrappers import Response
 from intake.jobs.jobs import enqueue_quietly
 from intake.jobs.queue import make_queue
 from intake.requests import quarantine
-from intake.requests.staff_actions import ActionRefused
+from intake.requests.refused import ActionRefused
 from intake.store.intake_log import OUTCOMES, REASON_WORDS, body_preview
 from intake.store.models import IntakeRecord
 from web import api, search, services

@@ -12,7 +12,10 @@ the intake log, are kept for COUNTS_TTL seconds per process, well under a scrape
 * ``intake_imap_last_poll_timestamp_seconds{mailbox}``, ``..._last_success_...``,
   ``..._last_error_...``, ``intake_imap_messages_total{mailbox}``: the IMAP door's mailboxes.
 * ``intake_requests_open{severity}``, ``intake_requests_awaiting_acknowledgment{severity}``,
-  ``intake_response_goal_breaches{severity}``, ``intake_pending_intake``.
+  ``intake_response_goal_breaches{severity}`` (open, past the goal, nobody responded),
+  ``intake_pending_intake``.
+* ``intake_goal_events_total{type}``: the breach watch's ``goal_warning`` and ``goal_breached``
+  events since the start (counter).
 * ``intake_pin_lockouts_total{scope}``: PIN entry locked for one calling number (``number``)
   or for every caller (``all``) after wrong PINs spent a budget (counter);
   ``intake_pin_failures_last_hour``: the wrong PINs the budgets count now.
@@ -118,7 +121,7 @@ def _request_gauges(session: Session) -> Iterator[Metric]:
         ),
         (
             "intake_response_goal_breaches",
-            "Open requests past their response goal without an acknowledgment.",
+            "Open requests past their response goal that no person has responded to.",
             counts.breached,
         ),
     )
@@ -127,6 +130,14 @@ def _request_gauges(session: Session) -> Iterator[Metric]:
         for severity in (1, 2, 3, 4):
             family.add_metric([str(severity)], by_severity.get(severity, 0))
         yield family
+    events = CounterMetricFamily(
+        "intake_goal_events",
+        "Response-goal warnings and breaches recorded by the breach watch.",
+        labels=["type"],
+    )
+    for kind, count in stats.goal_event_totals(session).items():
+        events.add_metric([kind], count)
+    yield events
     yield GaugeMetricFamily(
         "intake_pending_intake",
         "Accepted intake whose request a worker has yet to open.",

@@ -112,6 +112,12 @@ def _paths() -> Schema:
         "/api/requests/{number}": {"get": _get_request()},
         "/api/requests/{number}/severity": {"post": _change_severity()},
         "/api/requests/{number}/escalations": {"post": _escalate()},
+        "/api/requests/{number}/replies": {"post": _reply()},
+        "/api/requests/{number}/assign": {"post": _assign()},
+        "/api/requests/{number}/action-plan": {"post": _action_plan()},
+        "/api/requests/{number}/severity-requests/{id}/accept": {"post": _decide("accept")},
+        "/api/requests/{number}/severity-requests/{id}/refuse": {"post": _decide("refuse")},
+        "/api/contacts/transfer": {"post": _transfer()},
         "/api/intake": {"get": _list_intake()},
         "/api/intake/{id}": {"get": _get_intake()},
         "/api/customers/{name}": {"get": _get_customer()},
@@ -186,6 +192,104 @@ def _escalate() -> Schema:
         "parameters": [_number_parameter()],
         "requestBody": _body(body),
         "responses": {"201": _json(_ref("Event"), "The escalation."), **_errors(404, 409, 422)},
+    }
+
+
+def _reply() -> Schema:
+    body = {
+        "type": "object",
+        "required": ["body"],
+        "properties": {
+            "body": {"type": "string", "minLength": 1, "pattern": "\\S"},
+            "kind": {"type": "string", "enum": ["reply", "status_report", "internal_note"]},
+        },
+    }
+    return {
+        "summary": "Write on the request: a reply or status report to the contact (through the "
+        "outbox), or an internal note that never leaves",
+        "parameters": [_number_parameter()],
+        "requestBody": _body(body),
+        "responses": {"201": _json(_ref("Event"), "The event."), **_errors(404, 409, 422)},
+    }
+
+
+def _assign() -> Schema:
+    body = {
+        "type": "object",
+        "required": ["staff"],
+        "properties": {"staff": {"type": "string", "minLength": 1, "pattern": "\\S"}},
+    }
+    return {
+        "summary": "Assign an engineer (a staff login); counts toward the response goal",
+        "parameters": [_number_parameter()],
+        "requestBody": _body(body),
+        "responses": {
+            "200": _json(_ref("RequestDetail"), "The updated request."),
+            **_errors(404, 409, 422),
+        },
+    }
+
+
+def _action_plan() -> Schema:
+    body = {
+        "type": "object",
+        "required": ["plan"],
+        "properties": {"plan": {"type": "string", "minLength": 1, "pattern": "\\S"}},
+    }
+    return {
+        "summary": "Record the escalation's action plan; it is sent to the contact",
+        "parameters": [_number_parameter()],
+        "requestBody": _body(body),
+        "responses": {"201": _json(_ref("Event"), "The plan's event."), **_errors(404, 409, 422)},
+    }
+
+
+def _decide(decision: str) -> Schema:
+    note: Schema = {"type": "string"}
+    if decision == "refuse":
+        note = {"type": "string", "minLength": 1, "pattern": "\\S"}
+    body = {
+        "type": "object",
+        "required": ["note"] if decision == "refuse" else [],
+        "properties": {"note": note},
+    }
+    answer = (
+        _json(_ref("RequestDetail"), "The request with the severity the contact asked for.")
+        if decision == "accept"
+        else _json(_ref("SeverityRequest"), "The refused request for a change.")
+    )
+    return {
+        "summary": f"{decision.capitalize()} a contact's request for another severity "
+        "(the contact is told)",
+        "parameters": [
+            _number_parameter(),
+            _intake_id_parameter()
+            | {"description": "The request for a change (its severity_requested event's id)."},
+        ],
+        "requestBody": _body(body),
+        "responses": {"200": answer, **_errors(404, 409, 422)},
+    }
+
+
+def _transfer() -> Schema:
+    address = {"type": "string", "minLength": 3, "pattern": "@"}
+    body = {
+        "type": "object",
+        "required": ["from", "to"],
+        "properties": {"from": address, "to": address},
+    }
+    done = _object(
+        {
+            "from": {"type": "string"},
+            "to": {"type": "string"},
+            "requests": {"type": "array", "items": {"type": "string"}},
+        }
+    )
+    return {
+        "summary": "Transfer technical-contact duties: the new contact takes over the open "
+        "requests, the old one is refused from then on",
+        "requestBody": _body(body),
+        "responses": {"200": _json(done, "The transfer."), **_errors(404, 409, 422)},
     }
 
 
@@ -265,6 +369,13 @@ def _schemas() -> Schema:
         "created_at": time,
         "response_due_at": time,
         "acknowledged_at": _nullable("string", format="date-time"),
+        "goal": _object(
+            {
+                "state": {"type": "string", "enum": ["pending", "met", "breached"]},
+                "met_at": _nullable("string", format="date-time"),
+            }
+        ),
+        "assignee": _nullable("string"),
     }
     event = _object({"type": text, "at": time, "detail": {"type": "object"}})
     intake = {
@@ -302,7 +413,14 @@ def _schemas() -> Schema:
         },
         "Request": _object(request),
         "Event": event,
-        "RequestDetail": _object(request | {"events": {"type": "array", "items": _ref("Event")}}),
+        "RequestDetail": _object(
+            request
+            | {
+                "escalation": _object({"level": {"type": "integer"}, "owner": _nullable("string")}),
+                "needs_24x7_contact": {"type": "boolean"},
+                "events": {"type": "array", "items": _ref("Event")},
+            }
+        ),
         "RequestPage": _object(
             {"items": {"type": "array", "items": _ref("Request")}, "next": next_cursor}
         ),
@@ -312,6 +430,18 @@ def _schemas() -> Schema:
             | {"detail": text, "state": text, "auth": {"oneOf": [_object(auth), {"type": "null"}]}}
         ),
         "Customer": _object(customer),
+        "SeverityRequest": _object(
+            {
+                "id": {"type": "integer"},
+                "severity": severity,
+                "previous_severity": severity,
+                "justification": text,
+                "state": {"type": "string", "enum": ["pending", "accepted", "refused"]},
+                "note": text,
+                "requested_by": text,
+                "decided_by": text,
+            }
+        ),
         "IntakePage": _object(
             {"items": {"type": "array", "items": _ref("IntakeItem")}, "next": next_cursor}
         ),

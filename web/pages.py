@@ -25,18 +25,23 @@ from intake.store.models import (
     OutboxMessage,
     RequestEvent,
     ServiceRequest,
+    SeverityRequest,
     format_request_number,
     parse_request_number,
     utcnow,
 )
+from intake.workflows.around_the_clock import contacts_24x7
 from voice.recordings import RecordingUnavailable, fetch_recording
 from web import api, present, search, services
 from web.charts import latency_rows, volume_bars
 from web.doors import JOB_STATES, door_states, jobs_by_state, queue_state
 from web.forms import (
+    ActionPlanForm,
     AssignForm,
     EscalationForm,
+    ReplyForm,
     ResolveForm,
+    SeverityDecisionForm,
     SeverityForm,
     severity_choices,
     staff_choices,
@@ -122,7 +127,7 @@ def _stored_errors(session: Session, job_ids: list[str]) -> dict[str, str]:
 
 
 def _row_ids(job_ids: list[str], kind: str) -> list[int]:
-    """The row ids in job ids like ``intake-12`` (intake.jobs names its jobs so)."""
+    """The row ids in job ids like ``intake-12`` (intake.jobs.jobs names its jobs so)."""
     numbers = [job_id.removeprefix(f"{kind}-") for job_id in job_ids if job_id.startswith(kind)]
     return [int(n) for n in numbers if n.isascii() and n.isdigit() and int(n) <= api.MAX_ID]
 
@@ -188,9 +193,21 @@ def render_request_page(
                 selectinload(ServiceRequest.events),
             )
         ).one_or_none()
-    if sr is None:
-        raise NotFound(f"There is no request {format_request_number(request_id)}.")
-    html = render_template("request.html", sr=sr, forms=_action_forms(sr, forms or {}))
+        if sr is None:
+            raise NotFound(f"There is no request {format_request_number(request_id)}.")
+        pending = session.scalars(
+            select(SeverityRequest)
+            .where(SeverityRequest.request_id == request_id, SeverityRequest.state == "pending")
+            .order_by(SeverityRequest.id)
+        ).all()
+        around_the_clock = contacts_24x7(session, sr.customer_id) if sr.severity == 1 else []
+    html = render_template(
+        "request.html",
+        sr=sr,
+        forms=_action_forms(sr, forms or {}),
+        severity_requests=pending,
+        contacts_24x7=around_the_clock,
+    )
     return html, status
 
 
@@ -218,6 +235,9 @@ def _action_forms(sr: ServiceRequest, given: dict[str, FlaskForm]) -> dict[str, 
         "escalate": given.get("escalate") or EscalationForm(prefix="esc"),
         "assign": given.get("assign") or AssignForm(prefix="asg"),
         "resolve": given.get("resolve") or ResolveForm(prefix="res"),
+        "reply": given.get("reply") or ReplyForm(prefix="rep"),
+        "plan": given.get("plan") or ActionPlanForm(prefix="plan"),
+        "decide": given.get("decide") or SeverityDecisionForm(prefix="dec"),
     }
     add_choices(forms["severity"], forms["assign"])
     return forms

@@ -10,9 +10,10 @@ from collections.abc import Mapping
 
 from flask import Flask
 
-from intake.requests.staff_actions import OPEN_STATUSES
+from intake.requests.refused import OPEN_STATUSES
 from intake.store.intake_log import OUTCOME_WORDS, reason_in_words
-from intake.store.models import RequestEvent, ServiceRequest, format_request_number
+from intake.store.models import RequestEvent, ServiceRequest, format_request_number, utcnow
+from intake.workflows.goal import clock_start, goal_of
 from web import services, timefmt
 
 EVENT_TITLES = {
@@ -27,7 +28,16 @@ EVENT_TITLES = {
     "voicemail": "Voicemail",
     "transcription": "Transcription of the voicemail",
     "status_report": "Status report",
+    "reply": "Reply to the contact",
+    "internal_note": "Internal note",
+    "goal_met": "Response goal met",
+    "goal_warning": "Response goal warning",
     "goal_breached": "Response goal breached",
+    "severity_requested": "Severity change requested by the contact",
+    "severity_request_decided": "Severity request decided",
+    "action_plan": "Action plan",
+    "status_report_due": "Status report due",
+    "rota_unanswered": "Nobody on the rota answered",
 }
 STATUS_WORDS = {
     "new": "new",
@@ -52,14 +62,20 @@ def severity_label(severity: int) -> str:
 
 
 def goal_state(request: ServiceRequest, now: dt.datetime | None = None) -> str:
-    """``met`` once acknowledged; ``closed`` for a request that closed without one; else
-    ``breached``, ``near`` or ``ok`` (see timefmt.urgency)."""
-    if request.acknowledged_at is not None:
-        return "met"
+    """``met`` once a person responded in time (assignment and first reply, as configured;
+    never the acknowledgment), ``met_late`` when that came after the goal; ``closed`` for a
+    request closed without a response nor a breach; else ``breached``, ``near`` or ``ok``
+    (see timefmt.urgency)."""
+    now = now or utcnow()
+    goal = goal_of(request, now)
+    if goal.met_at is not None:
+        return "met" if goal.state == "met" else "met_late"
+    if goal.state == "breached":
+        return "breached"
     if request.status not in OPEN_STATUSES:
         return "closed"
-    goal = request.response_due_at - request.created_at
-    return timefmt.urgency(request.response_due_at, goal, now)
+    length = request.response_due_at - clock_start(request)
+    return timefmt.urgency(request.response_due_at, length, now)
 
 
 def with_cursor(args: Mapping[str, str], cursor: str | None) -> dict[str, str]:

@@ -1,6 +1,7 @@
-"""The staff actions on a request's page: change severity, escalate, assign, resolve.
+"""The staff actions on a request's page: write (reply, status report, internal note), change
+severity, escalate, assign, resolve.
 
-Each is a form POST (with its CSRF token) that calls intake.requests.staff_actions in one
+Each is a form POST (with its CSRF token) that calls intake.workflows.staff_actions in one
 transaction and answers with a redirect back to the request (post/redirect/get), saying what was
 done. A form with a missing field shows the page again with the field's error and what was
 typed; an action that cannot be done (a closed request) says why.
@@ -18,11 +19,23 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response
 
-from intake.requests import staff_actions
-from intake.requests.staff_actions import ActionRefused
+from intake.jobs.jobs import schedule_goal_checks_quietly, send_request_mail_quietly
+from intake.jobs.queue import make_queue
+from intake.requests.refused import ActionRefused
+from intake.workflows import escalation, replies, severity_requests, tell
+from intake.workflows.config import WorkflowConfig, load_workflow_config
+from intake.workflows.desk import Desk, desk_for
 from web import services
 from web.api import request_id_or_404
-from web.forms import AssignForm, EscalationForm, ResolveForm, SeverityForm
+from web.forms import (
+    ActionPlanForm,
+    AssignForm,
+    EscalationForm,
+    ReplyForm,
+    ResolveForm,
+    SeverityDecisionForm,
+    SeverityForm,
+)
 from web.login import require_staff_page
 from web.pages import add_choices, render_request_page
 
@@ -39,11 +52,21 @@ def _act(number: str, work: Callable[[Session, int, str], Any], done: str) -> Re
         with services().db.transaction() as session:
             work(session, request_id, str(current_user.username))
         flash(done)
+        svc = services()
+        send_request_mail_quietly(make_queue(svc.settings, svc.redis), request_id)
     except ActionRefused as refused:
         if refused.kind == "not_found":
             raise NotFound(refused.message) from None
         flash(refused.message, "error")
     return redirect(url_for("pages.request_page", number=number.upper()))
+
+
+def _workflows() -> WorkflowConfig:
+    return load_workflow_config(services().settings.policy)
+
+
+def _desk() -> Desk:
+    return desk_for(services().settings, services().policy)
 
 
 def _invalid(number: str, name: str, form: FlaskForm) -> tuple[str, int]:
@@ -57,14 +80,16 @@ def change_severity(number: str) -> Answer:
     if not form.validate_on_submit():
         return _invalid(number, "severity", form)
     severity, why = int(form.severity.data), form.justification.data or ""
-    policy = services().policy
-    return _act(
+    svc, config = services(), _workflows()
+    answer = _act(
         number,
-        lambda s, rid, by: staff_actions.change_severity(
-            s, policy, rid, severity=severity, justification=why, by=by
+        lambda s, rid, by: tell.change_severity(
+            s, svc.settings, svc.policy, config, rid, severity=severity, justification=why, by=by
         ),
         f"Severity changed to {severity}; the response goal now counts from this moment.",
     )
+    schedule_goal_checks_quietly(make_queue(svc.settings, svc.redis), request_id_or_404(number))
+    return answer
 
 
 @bp.post("/requests/<number>/escalate")
@@ -72,11 +97,49 @@ def escalate(number: str) -> Answer:
     form = EscalationForm(prefix="esc")
     if not form.validate_on_submit():
         return _invalid(number, "escalate", form)
-    reason = form.reason.data or ""
+    reason, counterpart, desk = form.reason.data or "", form.counterpart.data or "", _desk()
     return _act(
         number,
-        lambda s, rid, by: staff_actions.escalate(s, rid, reason=reason, by=by),
-        "Escalated to the escalation manager.",
+        lambda s, rid, by: escalation.escalate(
+            s, desk, rid, reason=reason, by=by, counterpart=counterpart
+        ),
+        "Escalated: the next level's manager is asked for an action plan.",
+    )
+
+
+@bp.post("/requests/<number>/action-plan")
+def action_plan(number: str) -> Answer:
+    form = ActionPlanForm(prefix="plan")
+    if not form.validate_on_submit():
+        return _invalid(number, "plan", form)
+    plan, desk = form.plan.data or "", _desk()
+    return _act(
+        number,
+        lambda s, rid, by: escalation.record_action_plan(s, desk, rid, plan=plan, by=by),
+        "Action plan recorded and sent to the contact.",
+    )
+
+
+@bp.post("/requests/<number>/severity-requests/<int:change_id>/<any(accept, refuse):decision>")
+def decide_severity_request(number: str, change_id: int, decision: str) -> Answer:
+    form = SeverityDecisionForm(prefix="dec")
+    if not form.validate_on_submit():
+        return _invalid(number, "decide", form)
+    note, desk = form.note.data or "", _desk()
+    if decision == "accept":
+        answer = _act(
+            number,
+            lambda s, rid, by: severity_requests.accept(s, desk, rid, change_id, note=note, by=by),
+            "Severity changed as the contact asked; the contact is told.",
+        )
+        schedule_goal_checks_quietly(
+            make_queue(desk.settings, services().redis), request_id_or_404(number)
+        )
+        return answer
+    return _act(
+        number,
+        lambda s, rid, by: severity_requests.refuse(s, desk, rid, change_id, note=note, by=by),
+        "Request for another severity refused; the contact is told why.",
     )
 
 
@@ -86,10 +149,10 @@ def assign(number: str) -> Answer:
     add_choices(SeverityForm(prefix="sev"), form)
     if not form.validate_on_submit():
         return _invalid(number, "assign", form)
-    assignee = str(form.assignee.data)
+    assignee, settings, config = str(form.assignee.data), services().settings, _workflows()
     return _act(
         number,
-        lambda s, rid, by: staff_actions.assign(s, rid, assignee=assignee, by=by),
+        lambda s, rid, by: tell.assign(s, settings, config, rid, assignee=assignee, by=by),
         f"Assigned to {assignee}; the request is in progress.",
     )
 
@@ -99,9 +162,29 @@ def resolve(number: str) -> Answer:
     form = ResolveForm(prefix="res")
     if not form.validate_on_submit():
         return _invalid(number, "resolve", form)
-    note = form.note.data or ""
+    note, settings, config = form.note.data or "", services().settings, _workflows()
     return _act(
         number,
-        lambda s, rid, by: staff_actions.resolve(s, rid, note=note, by=by),
+        lambda s, rid, by: tell.resolve(s, settings, config, rid, note=note, by=by),
         "Resolved.",
+    )
+
+
+@bp.post("/requests/<number>/replies")
+def reply(number: str) -> Answer:
+    form = ReplyForm(prefix="rep")
+    if not form.validate_on_submit():
+        return _invalid(number, "reply", form)
+    kind, text = str(form.kind.data), form.body.data or ""
+    settings, config = services().settings, _workflows()
+    done = {
+        "reply": "Reply sent to the contact.",
+        "status_report": "Status report sent to the contact.",
+    }.get(kind, "Internal note added (not sent).")
+    return _act(
+        number,
+        lambda s, rid, by: replies.post_reply(
+            s, settings, config, rid, body=text, kind=kind, by=by
+        ),
+        done,
     )

@@ -17,7 +17,9 @@ from intake.store.models import (
     RequestEvent,
     ServiceRequest,
     format_request_number,
+    utcnow,
 )
+from intake.workflows.goal import goal_of
 
 Json = dict[str, Any]
 
@@ -46,12 +48,25 @@ def request_json(sr: ServiceRequest) -> Json:
         "created_at": iso(sr.created_at),
         "response_due_at": iso(sr.response_due_at),
         "acknowledged_at": iso(sr.acknowledged_at),
+        "goal": goal_json(sr),
+        "assignee": sr.assignee.username if sr.assignee is not None else None,
     }
 
 
+def goal_json(sr: ServiceRequest, now: dt.datetime | None = None) -> Json:
+    """The response goal: met by a person's response in time (never by the acknowledgment)."""
+    goal = goal_of(sr, now or utcnow())
+    return {"state": goal.state, "met_at": iso(goal.met_at)}
+
+
 def request_detail_json(sr: ServiceRequest) -> Json:
-    """A request with its events, oldest first (the single view)."""
-    return request_json(sr) | {"events": [event_json(e) for e in sr.events]}
+    """A request with its events, oldest first (the single view), its escalation and whether
+    Severity 1 lacks a contact available around the clock."""
+    return request_json(sr) | {
+        "escalation": {"level": sr.escalation_level, "owner": sr.escalation_owner},
+        "needs_24x7_contact": sr.needs_24x7_contact,
+        "events": [event_json(e) for e in sr.events],
+    }
 
 
 def event_json(event: RequestEvent) -> Json:

@@ -105,10 +105,13 @@ def check_password(password: str) -> None:
         raise StaffError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters long")
 
 
-def add_staff(db: Database, username: str, password: str) -> None:
+def add_staff(db: Database, username: str, password: str, *, email: str = "") -> None:
     """Add a staff login for the status pages; usernames are unique regardless of case. The
-    first login added is an administrator (the Settings page, other logins and tokens)."""
+    first login added is an administrator (the Settings page, other logins and tokens). The
+    address (optional) is where the breach watch writes about the staff member's requests."""
     _check_staff(username, password)
+    if email and "@" not in email:
+        raise StaffError(f"the address {email!r} is not an email address")
     password_hash = hash_secret(password)  # before the transaction: no lock held while hashing
     exists = StaffError(f"a staff user named {username!r} already exists")
     try:
@@ -117,7 +120,14 @@ def add_staff(db: Database, username: str, password: str) -> None:
             if session.scalar(taken) is not None:
                 raise exists
             first = session.scalar(select(StaffUser.id).limit(1)) is None
-            session.add(StaffUser(username=username, password_hash=password_hash, is_admin=first))
+            session.add(
+                StaffUser(
+                    username=username,
+                    password_hash=password_hash,
+                    is_admin=first,
+                    email=email or None,
+                )
+            )
     except IntegrityError:  # added by someone else between our check and our commit
         raise exists from None
 
@@ -151,6 +161,15 @@ def token_is_valid(db: Database, token: str, *, now: dt.datetime | None = None) 
         if found.last_used_at is None or now - found.last_used_at >= LAST_USED_RESOLUTION:
             _touch(session, found.id, now)
     return True
+
+
+def token_name(db: Database, token: str) -> str | None:
+    """The name of a known, unrevoked API token (who acted, in events), or None."""
+    with db.sessions() as session:
+        query = select(ApiToken.name).where(
+            ApiToken.token_hash == _token_digest(token), ApiToken.revoked_at.is_(None)
+        )
+        return session.scalar(query)
 
 
 def _touch(session: Session, token_id: int, now: dt.datetime) -> None:

@@ -19,7 +19,7 @@ from intake.mail.bounces import skip_undeliverable
 from intake.mail.finish import finish_mail
 from intake.outbox.delivery import Mailer, PermanentDeliveryError, deliver
 from intake.outbox.rows import mark_sent
-from intake.pipeline.processing import finish_intake
+from intake.pipeline.processing import finish_intake, unsent_outbox_of_intakes
 from intake.settings import Settings
 from intake.store.models import OutboxMessage
 
@@ -35,6 +35,7 @@ def process_intakes(intake_ids: list[int]) -> None:
         _finish_one_by_one(intake_ids)
         return
     send_outbox_rows(outbox_ids)
+    jobs.schedule_goal_checks_of_intakes(intake_ids)
 
 
 def _finish_together(intake_ids: Sequence[int]) -> list[int]:
@@ -42,13 +43,7 @@ def _finish_together(intake_ids: Sequence[int]) -> list[int]:
     with rt.db.transaction() as session:
         for intake_id in intake_ids:
             finish_intake(session, rt.settings, rt.policy, intake_id, finish_mail)
-        return list(
-            session.scalars(
-                select(OutboxMessage.id).where(
-                    OutboxMessage.intake_id.in_(intake_ids), OutboxMessage.sent_at.is_(None)
-                )
-            )
-        )
+        return unsent_outbox_of_intakes(session, list(intake_ids))
 
 
 def _finish_one_by_one(intake_ids: Sequence[int]) -> None:

@@ -1,4 +1,5 @@
-"""RQ jobs: finish an intake row and send its acknowledgment, and the periodic outbox sweep.
+"""RQ jobs: finish an intake row and send its acknowledgment, the breach watch's scheduled
+checks of a response goal, and the periodic sweep (outbox, and goal checks Redis lost).
 
 Jobs take ids, are idempotent, and have deterministic job ids, so enqueueing one twice (the door
 after its commit, the sweep after a Redis outage) does the work once.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import math
 from collections.abc import Sequence
 
 from redis import Redis
@@ -25,7 +27,10 @@ from intake.mail.finish import finish_mail
 from intake.outbox.delivery import PermanentDeliveryError, deliver
 from intake.outbox.rows import mark_sent
 from intake.pipeline.processing import Finisher, finish_intake, unsent_outbox_ids
-from intake.store.models import IntakeRecord, OutboxMessage, utcnow
+from intake.store.models import IntakeRecord, OutboxMessage, ServiceRequest, utcnow
+from intake.workflows import breach_watch, reminders
+from intake.workflows.breach_watch import Check
+from intake.workflows.desk import desk_for
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +64,7 @@ def finish_and_send(intake_id: int, finish: Finisher) -> None:
         raise  # RQ retries it on RETRY's schedule
     for outbox_id in outbox_ids:
         send_outbox(outbox_id)
+    schedule_goal_checks_of_intakes([intake_id])
 
 
 def send_outbox(outbox_id: int) -> None:
@@ -157,6 +163,120 @@ def enqueue_outbox(queue: Queue, outbox_id: int) -> None:
     queue.enqueue(send_outbox, outbox_id, **job_options(outbox_job_id(outbox_id)))
 
 
+def goal_check_job_id(check: Check) -> str:
+    """One job per request, clock and share: scheduling it again changes nothing."""
+    return f"goal-{check.request_id}-{check.basis}-{check.share}"
+
+
+def check_goal(request_id: int, share: int, basis: int, at: int) -> None:
+    """The breach watch's look at a request's goal when ``share`` percent of it has passed;
+    then the notification it wrote is sent."""
+    rt = runtime.current()
+    check = Check(request_id, share, basis, dt.datetime.fromtimestamp(at, dt.UTC))
+    desk = desk_for(rt.settings, rt.policy)
+    with rt.db.transaction() as session:
+        breach_watch.check_goal(session, desk, check, breach_watch.now())
+    send_request_mail(request_id)
+
+
+def unsent_of_request(request_id: int) -> list[int]:
+    with runtime.current().db.sessions() as session:
+        return list(
+            session.scalars(
+                select(OutboxMessage.id).where(
+                    OutboxMessage.request_id == request_id, OutboxMessage.sent_at.is_(None)
+                )
+            )
+        )
+
+
+def send_request_mail(request_id: int) -> None:
+    """Send what is waiting in the outbox for the request (in this job)."""
+    for outbox_id in unsent_of_request(request_id):
+        send_outbox(outbox_id)
+
+
+def schedule_goal_checks(queue: Queue, request_id: int) -> list[Check]:
+    """Schedule the breach watch's checks of the request's current clock (none once it is
+    answered or closed); returns them."""
+    rt = runtime.current()
+    desk = desk_for(rt.settings, rt.policy)
+    with rt.db.sessions() as session:
+        request = session.get(ServiceRequest, request_id)
+        if request is None or request.goal_met_at is not None:
+            return []
+        checks = breach_watch.checks_for(request, desk.policy, desk.config)
+    for check in checks:
+        # Whole seconds, rounded up: a check never runs before its instant.
+        at = math.ceil(check.at.timestamp())
+        queue.enqueue_at(
+            dt.datetime.fromtimestamp(at, dt.UTC),
+            check_goal,
+            check.request_id,
+            check.share,
+            check.basis,
+            at,
+            **job_options(goal_check_job_id(check)),
+        )
+    return checks
+
+
+def schedule_goal_checks_quietly(queue: Queue, request_id: int) -> None:
+    """After a commit that started a clock; when Redis is down the sweep catches up."""
+    try:
+        schedule_goal_checks(queue, request_id)
+    except (RedisError, OSError) as exc:
+        log.warning("could not schedule goal checks of #%s (the sweep will): %s", request_id, exc)
+
+
+def schedule_goal_checks_of_intakes(intake_ids: Sequence[int]) -> None:
+    """In an intake job: schedule the checks of the requests these rows opened."""
+    from rq import get_current_job
+
+    job = get_current_job()
+    if job is None:
+        return  # called outside a worker: the sweep catches up
+    queue = Queue(runtime.current().settings.queue_name, connection=job.connection)
+    with runtime.current().db.sessions() as session:
+        opened = session.scalars(
+            select(IntakeRecord.request_id).where(
+                IntakeRecord.id.in_(list(intake_ids)),
+                IntakeRecord.outcome == "accepted",
+                IntakeRecord.request_id.is_not(None),
+            )
+        ).all()
+    for request_id in opened:
+        if request_id is not None:
+            schedule_goal_checks_quietly(queue, request_id)
+
+
+def watch_overdue_goals(now: dt.datetime | None = None) -> int:
+    """The sweep's part of the breach watch: run the checks whose time has passed but that
+    no scheduled job recorded (Redis lost them); returns how many wrote an event."""
+    rt = runtime.current()
+    desk = desk_for(rt.settings, rt.policy)
+    now = now or breach_watch.now()
+    with rt.db.sessions() as session:
+        overdue = breach_watch.overdue_checks(session, desk.policy, desk.config, now)
+    written = 0
+    for check in overdue:
+        with rt.db.transaction() as session:
+            written += breach_watch.check_goal(session, desk, check, now) is not None
+        send_request_mail(check.request_id)
+    return written
+
+
+def remind_status_reports(now: dt.datetime | None = None) -> int:
+    """The sweep's reminders of status reports due (Severity 1 and 2); returns how many."""
+    rt = runtime.current()
+    desk = desk_for(rt.settings, rt.policy)
+    with rt.db.transaction() as session:
+        reminded = reminders.remind_due(session, desk, now or breach_watch.now())
+    for request_id in reminded:
+        send_request_mail(request_id)
+    return len(reminded)
+
+
 def sweep_outbox(grace_seconds: int = 30) -> int:
     """The periodic job: re-enqueue what Redis lost; returns how many were enqueued."""
     from rq import get_current_job
@@ -194,7 +314,10 @@ def sweep(queue: Queue, grace_seconds: int = 30) -> int:
             .order_by(OutboxMessage.id)
             .limit(SWEEP_BATCH)
         ).all()
-    return _enqueue_missing(queue, pending, unsent)
+    count = _enqueue_missing(queue, pending, unsent)
+    watch_overdue_goals()
+    remind_status_reports()
+    return count
 
 
 def _enqueue_missing(
@@ -231,6 +354,19 @@ def _is_live(connection: Redis, job_id: str) -> bool:
         timeout = job.timeout or runtime.current().settings.job_timeout
         return utcnow() - started < dt.timedelta(seconds=timeout + 5)
     return status in LIVE_STATES
+
+
+def send_request_mail_quietly(queue: Queue, request_id: int) -> int:
+    """Enqueue the sending of a request's unsent outbox rows (a staff action just wrote them);
+    when Redis is down the sweep sends them later. Returns how many were enqueued."""
+    unsent = unsent_of_request(request_id)
+    try:
+        for outbox_id in unsent:
+            enqueue_outbox(queue, outbox_id)
+    except (RedisError, OSError) as exc:
+        log.warning("could not enqueue mail of request #%s (the sweep will): %s", request_id, exc)
+        return 0
+    return len(unsent)
 
 
 def enqueue_quietly(queue: Queue, intake_id: int, channel: str = "email") -> bool:

@@ -12,6 +12,7 @@ from intake.policy import Policy, load_policy
 from intake.secret import with_secret_key
 from intake.settings import Settings, load_settings
 from intake.store.db import Database
+from intake.workflows.config import load_workflow_config
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,9 @@ _current: Runtime | None = None
 
 def build_runtime(settings: Settings) -> Runtime:
     settings = with_secret_key(settings)
-    return Runtime(settings, Database.from_settings(settings), load_policy(settings.policy))
+    policy = load_policy(settings.policy)
+    load_workflow_config(settings.policy)  # a bad [goal], [escalation]... stops start-up here
+    return Runtime(settings, Database.from_settings(settings), policy)
 
 
 def install(runtime: Runtime) -> None:

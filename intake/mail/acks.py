@@ -17,6 +17,7 @@ from intake.policy import Policy
 from intake.requests.opening import add_event
 from intake.settings import Settings
 from intake.store.models import Contact, IntakeRecord, OutboxMessage, ServiceRequest
+from intake.workflows.around_the_clock import acknowledgment_notice
 from parsers import read_headers
 
 
@@ -75,5 +76,6 @@ def _outbox_row(
         level=policy.level(request.severity),
         due_at=request.response_due_at,
         received_at=row.received_at,
+        notice=acknowledgment_notice(request, contact.customer.name),
     )
     return acknowledgment_row(settings, facts, request_id=request.id, intake_id=row.id)

@@ -22,6 +22,9 @@ from intake.requests.opening import append_message, open_request
 from intake.senderauth import Verdict
 from intake.settings import Settings
 from intake.store.models import REOPENABLE, Contact, IntakeRecord, RequestEvent, ServiceRequest
+from intake.workflows.around_the_clock import flag_missing_24x7_contact
+from intake.workflows.desk import Desk, desk_for
+from intake.workflows.follow_ups import act_on_follow_up
 from parsers import (
     MessageContent,
     clean_text,
@@ -47,7 +50,8 @@ def finish_mail(session: Session, settings: Settings, policy: Policy, row: Intak
     if row.outcome == "accepted":
         _open(session, settings, policy, row, content)
     elif row.outcome == "appended":
-        _append(session, row, content)
+        text = _append(session, row, content)
+        _act_on_follow_up(session, desk_for(settings, policy), row, text)
 
 
 def _content_or_quarantine(row: IntakeRecord) -> MessageContent | None:
@@ -81,12 +85,14 @@ def _open(
         received_at=row.received_at,
     )
     row.request_id = request.id
+    flag_missing_24x7_contact(session, request)
     _describe_in_created_event(session, request, _extras(session, row, content))
     acknowledge(session, settings, policy, request=request, contact=contact, row=row)
 
 
-def _append(session: Session, row: IntakeRecord, content: MessageContent) -> None:
-    """The stripped reply is what the timeline shows; the full text stays beside it."""
+def _append(session: Session, row: IntakeRecord, content: MessageContent) -> str:
+    """The stripped reply is what the timeline shows (and what is returned); the full text
+    stays beside it."""
     request = session.get_one(ServiceRequest, row.request_id)
     previous_status = request.status
     detail = {
@@ -103,6 +109,14 @@ def _append(session: Session, row: IntakeRecord, content: MessageContent) -> Non
         row.reason = reason
     if reason == "reopened":
         row.detail = f"It reopened {request.number}, which was {previous_status}."
+    return str(detail["text"])
+
+
+def _act_on_follow_up(session: Session, desk: Desk, row: IntakeRecord, text: str) -> None:
+    """A follow-up may ask for another severity or for escalation (intake.workflows)."""
+    request = session.get_one(ServiceRequest, row.request_id)
+    session.flush()  # the follow-up's own event first on the timeline
+    act_on_follow_up(session, desk, request, sender=row.sender, subject=row.subject, text=text)
 
 
 def _extras(session: Session, row: IntakeRecord, content: MessageContent) -> dict[str, Any]:

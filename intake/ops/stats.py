@@ -6,8 +6,10 @@ from the (acknowledged_at, response_due_at) index, and open requests from (statu
 few expressions that differ between PostgreSQL and SQLite (hour buckets, seconds between two
 times) are built per dialect.
 
-A request's response goal is met when its acknowledgment has gone out (``acknowledged_at``);
-an open request past ``response_due_at`` without one has breached it.
+A request's response goal is met by a person's response (``goal_met_at``, see
+intake.workflows.goal), never by the acknowledgment; an open request past ``response_due_at``
+without one has breached it. The breach watch's warnings and breaches are counted from their
+events, by the (type, at) index.
 """
 
 from __future__ import annotations
@@ -21,8 +23,15 @@ from typing import Any
 from sqlalchemy import ColumnElement, Float, Integer, case, cast, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload
 
-from intake.requests.staff_actions import OPEN_STATUSES
-from intake.store.models import IntakeRecord, PinFailure, PinLockout, ServiceRequest, utcnow
+from intake.requests.refused import OPEN_STATUSES
+from intake.store.models import (
+    IntakeRecord,
+    PinFailure,
+    PinLockout,
+    RequestEvent,
+    ServiceRequest,
+    utcnow,
+)
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # Acknowledgment latency buckets, in seconds (the last, +Inf, is implied).
@@ -97,34 +106,32 @@ def intake_totals(session: Session) -> dict[tuple[str, str], int]:
 
 
 def open_requests_by_urgency(session: Session, limit: int = 25) -> list[ServiceRequest]:
-    """Open requests, those still waiting for their acknowledgment first (soonest due, so
-    breached ones, at the top), then the acknowledged ones by their due time."""
+    """Open requests nobody has responded to yet first (soonest due, so the breached ones at
+    the top), then the answered ones by their due time."""
     options = (joinedload(ServiceRequest.customer), joinedload(ServiceRequest.assignee))
-    waiting = session.scalars(
+    unanswered = session.scalars(
         select(ServiceRequest)
-        .where(ServiceRequest.acknowledged_at.is_(None), ServiceRequest.status.in_(OPEN_STATUSES))
+        .where(ServiceRequest.goal_met_at.is_(None), ServiceRequest.status.in_(OPEN_STATUSES))
         .options(*options)
         .order_by(ServiceRequest.response_due_at, ServiceRequest.id)
         .limit(limit)
     ).all()
-    if len(waiting) >= limit:
-        return list(waiting)
-    acknowledged = session.scalars(
+    if len(unanswered) >= limit:
+        return list(unanswered)
+    answered = session.scalars(
         select(ServiceRequest)
-        .where(
-            ServiceRequest.status.in_(OPEN_STATUSES), ServiceRequest.acknowledged_at.is_not(None)
-        )
+        .where(ServiceRequest.status.in_(OPEN_STATUSES), ServiceRequest.goal_met_at.is_not(None))
         .options(*options)
         .order_by(ServiceRequest.response_due_at, ServiceRequest.id)
-        .limit(limit - len(waiting))
+        .limit(limit - len(unanswered))
     ).all()
-    return [*waiting, *acknowledged]
+    return [*unanswered, *answered]
 
 
 @dataclass(frozen=True)
 class OpenCounts:
-    """Open requests per severity: all of them, those still waiting for their acknowledgment
-    (the desk's queue) and those of these past their response goal (breaches)."""
+    """Open requests per severity: all of them, those still waiting for their acknowledgment,
+    and those past their response goal with nobody having responded (breaches)."""
 
     open: dict[int, int]
     awaiting: dict[int, int]
@@ -132,25 +139,45 @@ class OpenCounts:
 
 
 def open_counts(session: Session, now: dt.datetime | None = None) -> OpenCounts:
-    """Open requests per severity from the (status, severity) index alone, and the few still
-    waiting for their acknowledgment from the (acknowledged_at, response_due_at) index."""
+    """Open requests per severity from the (status, severity) index alone, the few still
+    waiting for their acknowledgment from the (acknowledged_at, response_due_at) index, and
+    the breaches from the (goal_met_at, status, response_due_at) index."""
     open_query = (
         select(ServiceRequest.severity, func.count())
         .where(ServiceRequest.status.in_(OPEN_STATUSES))
         .group_by(ServiceRequest.severity)
     )
-    breached = case((ServiceRequest.response_due_at < (now or utcnow()), 1), else_=0)
     waiting_query = (
-        select(ServiceRequest.severity, func.count(), func.sum(breached))
+        select(ServiceRequest.severity, func.count())
         .where(ServiceRequest.acknowledged_at.is_(None), ServiceRequest.status.in_(OPEN_STATUSES))
         .group_by(ServiceRequest.severity)
     )
-    counts = OpenCounts({int(s): int(n) for s, n in session.execute(open_query)}, {}, {})
-    for severity, waiting, late in session.execute(waiting_query):
-        counts.awaiting[int(severity)] = int(waiting)
-        if late:
-            counts.breached[int(severity)] = int(late)
-    return counts
+    breached_query = (
+        select(ServiceRequest.severity, func.count())
+        .where(
+            ServiceRequest.goal_met_at.is_(None),
+            ServiceRequest.status.in_(OPEN_STATUSES),
+            ServiceRequest.response_due_at < (now or utcnow()),
+        )
+        .group_by(ServiceRequest.severity)
+    )
+    return OpenCounts(
+        {int(s): int(n) for s, n in session.execute(open_query)},
+        {int(s): int(n) for s, n in session.execute(waiting_query)},
+        {int(s): int(n) for s, n in session.execute(breached_query)},
+    )
+
+
+def goal_event_totals(session: Session) -> dict[str, int]:
+    """How many goal warnings and breaches the breach watch has recorded, ever."""
+    kinds = ("goal_warning", "goal_breached")
+    query = (
+        select(RequestEvent.type, func.count())
+        .where(RequestEvent.type.in_(kinds))
+        .group_by(RequestEvent.type)
+    )
+    found = {str(t): int(n) for t, n in session.execute(query)}
+    return {kind: found.get(kind, 0) for kind in kinds}
 
 
 def pending_intake(session: Session) -> int:

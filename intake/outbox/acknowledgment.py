@@ -42,6 +42,7 @@ class AckFacts:
     level: SeverityLevel
     due_at: dt.datetime
     received_at: dt.datetime
+    notice: str = ""  # a requirement the contact must hear of (Severity 1 without a 24x7 contact)
 
 
 def ack_message_id(secret_key: str, number: str, from_address: str) -> str:
@@ -140,7 +141,8 @@ def _body(facts: AckFacts, link: str) -> str:
         f"Severity:       {level.number} ({level.name}: {level.meaning})\n"
         f"Response goal:  {level.describe_goal()}{clock}\n"
         f"Response due:   {due}\n\n"
-        f"You can follow the request here:\n{link}\n\n"
+        + (f"{facts.notice}\n\n" if facts.notice else "")
+        + f"You can follow the request here:\n{link}\n\n"
         f"To add information, reply to this message and keep [{facts.number}] in the subject.\n\n"
         "This is an automatic acknowledgment from the support desk.\n"
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from intake.policy import Policy
@@ -35,10 +35,25 @@ def finish_intake(
 
 
 def unsent_outbox_ids(session: Session, intake_id: int) -> list[int]:
+    return unsent_outbox_of_intakes(session, [intake_id])
+
+
+def unsent_outbox_of_intakes(session: Session, intake_ids: list[int]) -> list[int]:
+    """What finishing these rows left to send: their acknowledgments, and the mail a follow-up
+    caused on its request (a notice of a request for another severity, of an escalation)."""
+    request_ids = select(IntakeRecord.request_id).where(
+        IntakeRecord.id.in_(intake_ids), IntakeRecord.outcome == "appended"
+    )
     return list(
         session.scalars(
-            select(OutboxMessage.id).where(
-                OutboxMessage.intake_id == intake_id, OutboxMessage.sent_at.is_(None)
+            select(OutboxMessage.id)
+            .where(
+                or_(
+                    OutboxMessage.intake_id.in_(intake_ids),
+                    OutboxMessage.request_id.in_(request_ids),
+                ),
+                OutboxMessage.sent_at.is_(None),
             )
+            .order_by(OutboxMessage.id)
         )
     )

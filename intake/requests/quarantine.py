@@ -12,7 +12,7 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
-from intake.requests.staff_actions import ActionRefused
+from intake.requests.refused import ActionRefused
 from intake.store.contacts import find_contact_by_email, refusal_for
 from intake.store.models import IntakeRecord, utcnow
 from parsers import end_user_category

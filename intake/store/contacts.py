@@ -10,9 +10,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
-from intake.store.models import Contact, ContactEmail, Customer
+from intake.store.models import Contact, ContactEmail, ContactTransfer, Customer
 
 END_USER_CATEGORIES = ("platform", "recording")
 
@@ -30,6 +30,7 @@ class ContactView:
     support_start: dt.date
     support_end: dt.date
     sender_auth: str = ""  # the customer's own INTAKE_SENDER_AUTH; empty: the setting's
+    replaced_by: str = ""  # who took over the duties of an inactive contact
 
 
 # What a sender who is not verified is told, whatever the reason: anyone can write from any
@@ -77,6 +78,10 @@ def find_contact_by_id(session: Session, contact_id: int) -> ContactView | None:
 
 
 def contact_view(contact: Contact, customer: Customer) -> ContactView:
+    session = object_session(contact)
+    replaced_by = ""
+    if not contact.active and session is not None:  # rare: only refused senders pay for it
+        replaced_by = successor_of(session, contact.id)
     return ContactView(
         contact.id,
         customer.id,
@@ -87,7 +92,23 @@ def contact_view(contact: Contact, customer: Customer) -> ContactView:
         customer.support_start,
         customer.support_end,
         customer.sender_auth,
+        replaced_by,
     )
+
+
+def successor_of(session: Session, contact_id: int) -> str:
+    """``Name <address>`` of the contact who took over from this one, or "" when none did."""
+    successor = session.scalar(
+        select(Contact)
+        .join(ContactTransfer, ContactTransfer.to_contact_id == Contact.id)
+        .where(ContactTransfer.from_contact_id == contact_id)
+        .order_by(ContactTransfer.id.desc())
+        .limit(1)
+    )
+    if successor is None:
+        return ""
+    address = successor.primary_email
+    return f"{successor.name} <{address}>" if address else successor.name
 
 
 def refusal_for(
@@ -100,6 +121,15 @@ def refusal_for(
             (
                 f"{sender or 'The sender'} is not a registered contact of any customer. Ask your "
                 "company's technical contact to have you registered, or call the service desk."
+            ),
+        )
+    if not contact.active and contact.replaced_by:
+        return Refusal(
+            "inactive_contact",
+            (
+                f"Your duties as a contact of {contact.customer_name} were transferred to "
+                f"{contact.replaced_by}, who reports problems now; ask them, or have them "
+                "register you again."
             ),
         )
     if not contact.active:

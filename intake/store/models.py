@@ -164,6 +164,8 @@ class ServiceRequest(Base):
         Index("ix_service_requests_awaiting_ack", "acknowledged_at", "response_due_at"),
         # Open requests counted per severity without reading the table (dashboard, /metrics).
         Index("ix_service_requests_status_severity", "status", "severity"),
+        # Open requests whose response goal is not met yet, soonest due first (breach watch).
+        Index("ix_service_requests_goal_open", "goal_met_at", "status", "response_due_at"),
         {"sqlite_autoincrement": True},
     )
 
@@ -180,6 +182,19 @@ class ServiceRequest(Base):
     response_due_at: Mapped[dt.datetime]
     acknowledged_at: Mapped[dt.datetime | None]
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    # The response goal (see intake.workflows.goal): its clock starts at receipt or at the last
+    # severity change; a person's assignment and first reply or status report meet it.
+    goal_started_at: Mapped[dt.datetime | None]  # None: at created_at
+    assigned_at: Mapped[dt.datetime | None]  # the first assignment
+    first_response_at: Mapped[dt.datetime | None]  # the first reply or status report sent
+    goal_met_at: Mapped[dt.datetime | None]
+    goal_warned_share: Mapped[int] = mapped_column(default=0)  # percent, under this clock
+    goal_breached_at: Mapped[dt.datetime | None]
+    status_reported_at: Mapped[dt.datetime | None]  # the latest status report
+    report_reminded_at: Mapped[dt.datetime | None]  # the latest reminder that one is due
+    escalation_level: Mapped[int] = mapped_column(default=0)  # 0: not escalated
+    escalation_owner: Mapped[str | None] = mapped_column(String(200))  # the manager's name
+    needs_24x7_contact: Mapped[bool] = mapped_column(Boolean, default=False)
 
     customer: Mapped[Customer] = relationship()
     contact: Mapped[Contact] = relationship()
@@ -208,6 +223,8 @@ def parse_request_number(number: str) -> int | None:
 
 class RequestEvent(Base):
     __tablename__ = "request_events"
+    # Events of one type over time (/metrics counts the breach watch's warnings and breaches).
+    __table_args__ = (Index("ix_request_events_type_at", "type", "at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     request_id: Mapped[int] = mapped_column(ForeignKey("service_requests.id"), index=True)
@@ -216,6 +233,25 @@ class RequestEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     request: Mapped[ServiceRequest] = relationship(back_populates="events")
+
+
+class SeverityRequest(Base):
+    """A contact's request for another severity, with the justification; staff accept or refuse
+    it (``state``: ``pending``, ``accepted``, ``refused``)."""
+
+    __tablename__ = "severity_requests"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("service_requests.id"), index=True)
+    severity: Mapped[int]
+    previous_severity: Mapped[int]
+    justification: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(20), default="pending")
+    note: Mapped[str] = mapped_column(Text, default="")  # why refused, or staff's remark
+    requested_by: Mapped[str] = mapped_column(String(320), default="")
+    decided_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[dt.datetime | None]
 
 
 class IntakeRecord(Base):
@@ -343,6 +379,7 @@ class StaffUser(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     username: Mapped[str] = mapped_column(String(100), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320))  # where notifications go
     password_hash: Mapped[str] = mapped_column(String(300))
     failed_logins: Mapped[int] = mapped_column(default=0)  # within the window below
     failures_since: Mapped[dt.datetime | None]  # the first counted failure of the window

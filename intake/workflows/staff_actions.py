@@ -8,14 +8,13 @@ the caller's transaction; the staff pages and the JSON API both call these. A re
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from intake.errors import IntakeError
 from intake.policy import SEVERITIES, Policy
 from intake.requests.opening import add_event
+from intake.requests.refused import OPEN_STATUSES, ActionRefused
 from intake.store.models import (
     RequestEvent,
     ServiceRequest,
@@ -23,21 +22,10 @@ from intake.store.models import (
     format_request_number,
     utcnow,
 )
+from intake.workflows import goal
+from intake.workflows.config import WorkflowConfig
 
-OPEN_STATUSES = ("new", "acknowledged", "in_progress")
 TEXT_LIMIT = 10_000  # a justification or a reason is a few sentences, not a document
-
-RefusalKind = Literal["not_found", "conflict", "invalid"]
-
-
-class ActionRefused(IntakeError):
-    """A staff action that cannot be done; the message says why in words."""
-
-    def __init__(self, kind: RefusalKind, code: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.code = code
-        self.message = message
 
 
 def change_severity(
@@ -63,7 +51,7 @@ def change_severity(
             "conflict", "same_severity", f"{request.number} already has severity {severity}."
         )
     previous, request.severity = request.severity, severity
-    request.response_due_at = policy.response_due(severity, now)
+    goal.restart_clock(request, policy, now)
     detail = {"from": previous, "to": severity, "justification": justification, "by": by}
     detail["response_due_at"] = request.response_due_at.isoformat()
     add_event(session, request, "severity_changed", detail, at=now)
@@ -90,8 +78,11 @@ def assign(
     assignee: str,
     by: str,
     now: dt.datetime | None = None,
+    config: WorkflowConfig | None = None,
 ) -> ServiceRequest:
-    """Give an open request to a staff member; it is then in progress."""
+    """Give an open request to a staff member; it is then in progress, and the assignment
+    counts toward the response goal."""
+    now = now or utcnow()
     request = open_request_for_update(session, request_id)
     staff_id = session.scalar(
         select(StaffUser.id).where(func.lower(StaffUser.username) == assignee.strip().lower())
@@ -100,7 +91,8 @@ def assign(
         raise ActionRefused("invalid", "unknown_staff", f"There is no staff user {assignee!r}.")
     request.assignee_id = staff_id
     request.status = "in_progress"
-    add_event(session, request, "assigned", {"to": assignee.strip(), "by": by}, at=now or utcnow())
+    add_event(session, request, "assigned", {"to": assignee.strip(), "by": by}, at=now)
+    goal.note_assignment(session, request, config or WorkflowConfig(), now)
     return request
 
 
