@@ -87,6 +87,7 @@ def _register_parts(app: Flask) -> None:
         security,
         status,
     )
+    from web.portal import views as portal
 
     errors.register_error_pages(app)
     # Twilio signs its webhooks and API callers send a token: neither carries a CSRF token
@@ -94,7 +95,7 @@ def _register_parts(app: Flask) -> None:
     security.init_security(app, csrf_exempt=(voice.bp, api.bp, api_actions.bp, metrics.bp))
     login.init_login(app)
     pages.init_templates(app)
-    blueprints = (api.bp, api_actions.bp, openapi.bp, metrics.bp, login.bp, pages.bp)
+    blueprints = (api.bp, api_actions.bp, openapi.bp, metrics.bp, login.bp, pages.bp, portal.bp)
     for blueprint in (*blueprints, request_actions.bp, intake_pages.bp, status.bp, voice.bp):
         app.register_blueprint(blueprint)
     doors.note_voice_webhooks(app)

@@ -31,7 +31,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "frame-ancestors 'none'",
     )
 )
-PAGE_BLUEPRINTS = ("pages", "request_actions", "intake_pages", "login", "status")
+PAGE_BLUEPRINTS = ("pages", "request_actions", "intake_pages", "login", "status", "portal")
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",

@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 
 from intake.store.models import utcnow
 
-CHANNELS = ("email", "phone")
+CHANNELS = ("email", "phone", "web")
+# The contacts' portal writes a request as a MIME message; this header carries the severity
+# the contact chose (the worker reads it instead of looking for [Sev2] in the subject).
+SEVERITY_HEADER = "X-Intake-Severity"
 
 
 @dataclass(frozen=True)
