@@ -101,12 +101,18 @@ class FilterForm(FlaskForm):  # type: ignore[misc]  # flask_wtf has no type hint
 
     status = SelectField(
         "Status",
-        choices=[("open", "Open"), ("resolved", "Resolved or closed"), ("all", "All")],
+        choices=[
+            SelectChoice("open", "Open"),
+            SelectChoice("resolved", "Resolved or closed"),
+            SelectChoice("all", "All"),
+        ],
         default="open",
     )
-    severity = SelectField("Severity", choices=[("", "Any")], default="")
+    severity = SelectField("Severity", choices=[], default="")  # see severity_filter_choices
     mine = SelectField(
-        "Reported by", choices=[("", "Anyone at my company"), ("me", "Me")], default=""
+        "Reported by",
+        choices=[SelectChoice("", "Anyone at my company"), SelectChoice("me", "Me")],
+        default="",
     )
     q = StringField("Search", validators=[Length(max=200)])
 

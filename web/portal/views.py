@@ -15,6 +15,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import or_
+from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response
 
@@ -206,6 +207,7 @@ def _listed(user: PortalUser, form: FilterForm) -> list[ServiceRequest]:
         query = query.where(
             or_(by_subject, ServiceRequest.id == request_id) if request_id else by_subject
         )
+    query = query.options(selectinload(ServiceRequest.contact))
     query = query.order_by(ServiceRequest.created_at.desc(), ServiceRequest.id.desc())
     with services().db.sessions() as session:
         found = list(session.scalars(query.limit(LIST_LIMIT)))
