@@ -236,7 +236,7 @@ def test_an_end_user_logs_and_follows_only_platform_and_recording_problems(
         ("rejected", "category_not_allowed"),
     ]
     page = client.get(f"/portal/requests/{mine.number}").get_data(as_text=True)
-    assert 'id="escalation"' not in page  # following, not acting
+    assert 'id="escalation-form"' not in page  # following, not acting
     token = csrf_token(client, "/portal")
     data = {"csrf_token": token, "text": "more"}
     assert client.post(f"/portal/requests/{mine.number}/information", data=data).status_code == 404

@@ -13,7 +13,17 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from sqlalchemy import or_
 from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import FileStorage
@@ -113,7 +123,7 @@ def sign_in_page() -> str | Response | tuple[str, int]:
         form=SignInForm(formdata=None),
         sent=LINK_SENT.format(address=address),
     )
-    response = Response(page)
+    response = make_response(page)
     _set_cookie(response, NONCE_COOKIE, nonce, int(sign_in.LINK_LIFETIME.total_seconds()))
     return response
 
@@ -336,11 +346,11 @@ def add_info(number: str) -> Response:
     form = InformationForm()
     if not form.validate_on_submit():
         flash(_first_error(form), "error")
-        return _back(sr.number, "information")
+        return _back(sr.number, "information-form")
     uploads = _uploads(form.attachments.data)
     if (refusal := _too_large(uploads)) is not None:
         flash(refusal, "error")
-        return _back(sr.number, "information")
+        return _back(sr.number, "information-form")
     done = add_information(
         services(), current(), sr.number, text=form.text.data or "", uploads=uploads
     )
@@ -355,13 +365,13 @@ def ask_escalation(number: str) -> Response:
     form = EscalationRequestForm()
     if not form.validate_on_submit():
         flash(_first_error(form), "error")
-        return _back(sr.number, "escalation")
+        return _back(sr.number, "escalation-form")
     counterpart = actions.Counterpart(
         form.counterpart_name.data or "", form.counterpart_reach.data or ""
     )
     return _act(
         sr,
-        "escalation",
+        "escalation-form",
         "The escalation was recorded: an escalation manager will contact your counterpart.",
         lambda session: actions.request_escalation(
             session, sr.id, reason=form.reason.data or "", counterpart=counterpart, by=_by()
@@ -377,10 +387,10 @@ def ask_severity(number: str) -> Response:
     with_severities(form, services().policy)
     if not form.validate_on_submit():
         flash(_first_error(form), "error")
-        return _back(sr.number, "severity")
+        return _back(sr.number, "severity-form")
     return _act(
         sr,
-        "severity",
+        "severity-form",
         "Your request for another severity was passed to the support team.",
         lambda session: actions.request_severity_change(
             session,
