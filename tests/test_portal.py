@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from rq import Queue
 from sqlalchemy import select
 
+from intake.accounts.credentials import add_staff
 from intake.jobs.jobs import enqueue_intake, process_web_intake
 from intake.pipeline.inbound import InboundMessage
 from intake.pipeline.steps import record
@@ -29,7 +30,8 @@ from intake.store.models import (
     ServiceRequest,
 )
 from tests.helpers import add_contact
-from tests.web_support import add_event, add_request, csrf_token
+from tests.web_support import PASSWORD, add_event, add_request, csrf_token
+from tests.web_support import sign_in as staff_sign_in
 from web import create_app
 from web.portal import sign_in
 
@@ -338,3 +340,45 @@ def test_a_portal_row_left_pending_is_finished_by_the_worker_job(
         request = session.scalars(select(ServiceRequest)).one()
         row = session.get_one(IntakeRecord, intake_id)
     assert (request.channel, request.severity, row.state) == ("web", 4, "done")
+
+
+def test_files_larger_than_a_mail_may_be_are_refused(
+    settings: Settings, db: Database, redis_url: str
+) -> None:
+    app = create_app(
+        settings.replace(secret_key=KEY, max_message_size=2048),
+        db=db,
+        redis_client=redis.Redis.from_url(redis_url),
+    )
+    client = app.test_client()
+    add_contact(db, "ada@acme.example")
+    signed_in(client, db, "ada@acme.example")
+    files = {"attachments": (io.BytesIO(b"x" * 4096), "dump.bin", "application/octet-stream")}
+    refused = new_request(client, **files)
+    assert refused.status_code == 413 and "larger than 2,048 bytes" in refused.get_data(
+        as_text=True
+    )
+    with db.sessions() as session:
+        assert session.scalars(select(IntakeRecord)).all() == []
+
+
+def test_staff_see_the_counterpart_named_in_a_portal_escalation(
+    client: FlaskClient, db: Database, settings: Settings, redis_url: str
+) -> None:
+    contact = add_contact(db, "ada@acme.example")
+    sr = add_request(db, contact, subject="Exports fail")
+    signed_in(client, db, "ada@acme.example")
+    escalation = {
+        "csrf_token": csrf_token(client, f"/portal/requests/{sr.number}"),
+        "reason": "No answer for two days.",
+        "counterpart_name": "Grace Hopper",
+        "counterpart_reach": "grace@acme.example",
+    }
+    client.post(f"/portal/requests/{sr.number}/escalation", data=escalation)
+    add_staff(db, "alice", PASSWORD)
+    staff = create_app(
+        settings.replace(secret_key=KEY), db=db, redis_client=redis.Redis.from_url(redis_url)
+    ).test_client()
+    staff_sign_in(staff, "alice")
+    page = staff.get(f"/requests/{sr.number}").get_data(as_text=True)
+    assert "Grace Hopper (grace@acme.example)" in page
