@@ -89,13 +89,17 @@ def _signed_in_user() -> PortalUser | None:
         return portal_user(session, contact) if contact is not None else None
 
 
-def signed_in(view: Callable[P, R]) -> Callable[P, R | Response]:
-    """The page needs a signed-in contact; anyone else is sent to the sign-in page."""
+def signed_in(view: Callable[P, R]) -> Callable[P, R | Response | tuple[str, int]]:
+    """The page needs a signed-in contact; anyone else is sent to the sign-in page, and a
+    contact who may not use the portal today is told why."""
 
     @wraps(view)
-    def guarded(*args: P.args, **kwargs: P.kwargs) -> R | Response:
-        if g.portal_user is None:
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> R | Response | tuple[str, int]:
+        user: PortalUser | None = g.portal_user
+        if user is None:
             return redirect(url_for("portal.sign_in_page"))
+        if not user.may_act and request.endpoint != "portal.home":
+            return render_template("portal/standing.html", user=user), 403
         return view(*args, **kwargs)
 
     return guarded
@@ -111,6 +115,8 @@ def current() -> PortalUser:
 
 @bp.route("/sign-in", methods=["GET", "POST"])
 def sign_in_page() -> str | Response | tuple[str, int]:
+    if g.portal_user is not None and request.method == "GET":
+        return redirect(url_for("portal.home"))
     form = SignInForm()
     if not form.validate_on_submit():
         status = 422 if request.method == "POST" else 200
@@ -196,7 +202,7 @@ def home() -> str:
     user = current()
     form = FilterForm(request.args)
     form.severity.choices = severity_filter_choices(services().policy)
-    requests = _listed(user, form) if user.may_act else []
+    requests = _listed(user, form) if user.may_act else []  # the page says why instead
     return render_template("portal/home.html", user=user, form=form, requests=requests)
 
 
@@ -238,8 +244,6 @@ def create_request() -> Response | str | tuple[str, int]:
     svc, user = services(), current()
     form = NewRequestForm()
     with_severities(form, svc.policy)
-    if not user.may_act:
-        return _new_page(form, 403)
     if not form.validate_on_submit():
         return _new_page(form, 422)
     uploads = _uploads(form.attachments.data)
@@ -290,7 +294,7 @@ def _too_large(uploads: list[Upload]) -> str | None:
 def request_page(number: str) -> str:
     user = current()
     with services().db.sessions() as session:
-        sr = find_visible(session, user, number) if user.may_act else None
+        sr = find_visible(session, user, number)
         if sr is None:
             abort(404, "There is no such request among your company's.")
         events = public_events(sr)
@@ -319,7 +323,7 @@ def _action_forms() -> dict[str, Any]:
 def _acting_on(number: str) -> ServiceRequest:
     """The request a technical contact acts on (404 for anyone else, as for a stranger)."""
     user = current()
-    if not user.technical or not user.may_act:
+    if not user.technical:
         abort(404, "There is no such request among your company's.")
     with services().db.sessions() as session:
         sr = find_visible(session, user, number)
