@@ -83,6 +83,17 @@ def ask_for_link(page: Page, site: Site, address: str) -> str:  # noqa: F811
     return found.group(1)
 
 
+def assert_fits_a_phone(page: Page) -> None:
+    """The page does not scroll sideways on a phone, and no table scrolls inside its card."""
+    page_width = page.evaluate("document.documentElement.scrollWidth")
+    assert page_width <= PHONE["width"], f"{page.url} is {page_width}px wide on a phone"
+    scrolling = page.evaluate(
+        "[...document.querySelectorAll('.table-card')].filter(e => e.scrollWidth > e.clientWidth)"
+        ".length"
+    )
+    assert scrolling == 0, f"{page.url}: a table scrolls sideways on a phone"
+
+
 def sign_in(page: Page, site: Site, address: str) -> str:  # noqa: F811
     path = ask_for_link(page, site, address)
     page.goto(f"{site.url}{path}")
@@ -156,10 +167,10 @@ def test_a_technical_contact_does_everything_in_the_browser(
     shots.check(tab, "08-requests-list")
     tab.set_viewport_size(PHONE)
     shots.check(tab, "09-requests-list-phone")
+    assert_fits_a_phone(tab)
     tab.goto(f"{site.url}/portal/requests/{request.number}")
     shots.check(tab, "10-request-phone")
-    width = tab.evaluate("document.documentElement.scrollWidth")
-    assert width <= PHONE["width"], f"the request page scrolls sideways on a phone ({width}px)"
+    assert_fits_a_phone(tab)
 
     tab.get_by_role("button", name="Sign out").click()
     expect(tab.get_by_role("status")).to_contain_text("You are signed out.")
