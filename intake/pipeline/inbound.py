@@ -15,7 +15,7 @@ SEVERITY_HEADER = "X-Intake-Severity"
 
 @dataclass(frozen=True)
 class InboundMessage:
-    """An inbound mail or call, as the door saw it.
+    """An inbound mail, call or portal submission, as the door saw it.
 
     ``dedupe_key`` identifies the item across redeliveries (a content digest for mail, the
     CallSid for a call); ``automatic`` names why it was machine-sent (auto-reply, bounce, list

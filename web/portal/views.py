@@ -285,7 +285,7 @@ def _too_large(uploads: list[Upload]) -> str | None:
     if sum(len(u.data) for u in uploads) <= limit:
         return None
     return (
-        f"The files are larger than {limit:,} bytes in all: leave some out, or send them by mail."
+        f"The files are larger than {limit:,} bytes in all: leave some out and add them afterwards."
     )
 
 
