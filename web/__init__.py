@@ -90,6 +90,7 @@ def _register_parts(app: Flask) -> None:
         settings_page,
         status,
     )
+    from web.portal import views as portal
 
     errors.register_error_pages(app)
     # Twilio signs its webhooks and API callers send a token: neither carries a CSRF token
@@ -97,7 +98,7 @@ def _register_parts(app: Flask) -> None:
     security.init_security(app, csrf_exempt=(voice.bp, api.bp, api_actions.bp, metrics.bp))
     login.init_login(app)
     pages.init_templates(app)
-    blueprints = (api.bp, api_actions.bp, openapi.bp, metrics.bp, login.bp, pages.bp)
+    blueprints = (api.bp, api_actions.bp, openapi.bp, metrics.bp, login.bp, pages.bp, portal.bp)
     pages_too = (request_actions.bp, intake_pages.bp, settings_page.bp, status.bp, voice.bp)
     for blueprint in (*blueprints, *pages_too):
         app.register_blueprint(blueprint)

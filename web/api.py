@@ -49,7 +49,7 @@ bp = Blueprint("api", __name__, url_prefix=API_PREFIX)
 PUBLIC_ENDPOINTS = frozenset({"api.health"})
 
 REQUEST_STATUSES = ("new", "acknowledged", "in_progress", "resolved", "closed")
-CHANNELS = ("email", "phone")
+CHANNELS = ("email", "phone", "web")
 SEVERITIES = (1, 2, 3, 4)
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200

@@ -103,7 +103,7 @@ def intake_entry(intake_id: int) -> str:
         row = session.get(IntakeRecord, intake_id) if intake_id <= api.MAX_ID else None
         if row is None:
             raise NotFound(f"There is no intake entry #{intake_id}.")
-        text = body_preview(row.raw, row.size) if row.channel == "email" else ""
+        text = body_preview(row.raw, row.size) if row.channel in ("email", "web") else ""
     return render_template("intake_entry.html", row=row, text=text, form=ConfirmForm())
 
 

@@ -33,7 +33,15 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "frame-ancestors 'none'",
     )
 )
-PAGE_BLUEPRINTS = ("pages", "request_actions", "intake_pages", "login", "status", "settings")
+PAGE_BLUEPRINTS = (
+    "pages",
+    "request_actions",
+    "intake_pages",
+    "login",
+    "status",
+    "settings",
+    "portal",
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",

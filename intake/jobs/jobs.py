@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from intake.jobs import runtime
 from intake.mail.bounces import skip_undeliverable
-from intake.mail.finish import finish_mail
+from intake.mail.finish import finish_mail, finish_web
 from intake.outbox.delivery import PermanentDeliveryError, deliver
 from intake.outbox.rows import mark_sent
 from intake.pipeline.processing import Finisher, finish_intake, unsent_outbox_ids
@@ -49,6 +49,22 @@ REPORTED_NOTE = "(logged by intake.jobs.jobs.note_failure)"
 def process_intake(intake_id: int) -> None:
     """The job for a mail row: open its request, then send what it put in the outbox."""
     finish_and_send(intake_id, finish_mail)
+
+
+def process_web_intake(intake_id: int) -> None:
+    """The job for a portal row the portal could not finish itself (see :func:`finish_web_row`):
+    open its request or add its information, then send what it put in the outbox."""
+    finish_and_send(intake_id, finish_web)
+
+
+def finish_web_row(intake_id: int) -> tuple[int | None, list[int]]:
+    """Finish a portal row at once, as the phone door finishes its calls: the portal answers
+    with the request's number. Returns the row's request id and the outbox rows to send."""
+    rt = runtime.current()
+    with rt.db.transaction() as session:
+        finish_intake(session, rt.settings, rt.policy, intake_id, finish_web)
+        request_id = session.get_one(IntakeRecord, intake_id).request_id
+        return request_id, unsent_outbox_ids(session, intake_id)
 
 
 def finish_and_send(intake_id: int, finish: Finisher) -> None:
@@ -155,6 +171,8 @@ def enqueue_intake(queue: Queue, intake_id: int, channel: str = "email") -> None
     options = job_options(intake_job_id(intake_id))
     if channel == "phone":
         queue.enqueue(PHONE_JOB, intake_id, **options)
+    elif channel == "web":
+        queue.enqueue(process_web_intake, intake_id, **options)
     else:
         queue.enqueue(process_intake, intake_id, **options)
 

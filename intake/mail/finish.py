@@ -4,11 +4,16 @@ acknowledgment in the outbox), add the follow-up to its request, or learn from a
 A message the parsers cannot build a part tree for, or whose reading fails in any other way,
 is quarantined with the error: it is kept raw, and the job does not fail over and over. A
 message staff released from the quarantine is read as well as it can be instead.
+
+The contacts' portal writes what a contact typed and attached as a MIME message too (channel
+``web``), so :func:`finish_web` reads, keeps and acknowledges it as mail is; only its severity
+is the one the contact chose, carried in ``SEVERITY_HEADER``.
 """
 
 from __future__ import annotations
 
 import logging
+from email.parser import BytesHeaderParser
 from typing import Any
 
 from sqlalchemy import select
@@ -17,6 +22,7 @@ from sqlalchemy.orm import Session
 from intake.mail.acks import acknowledge
 from intake.mail.attachments import keep_attachments
 from intake.mail.bounces import learn_from_bounce
+from intake.pipeline.inbound import SEVERITY_HEADER
 from intake.policy import Policy
 from intake.requests.opening import append_message, open_request
 from intake.senderauth import Verdict
@@ -48,10 +54,34 @@ def finish_mail(session: Session, settings: Settings, policy: Policy, row: Intak
     if content is None:
         return
     if row.outcome == "accepted":
-        _open(session, settings, policy, row, content)
+        severity = (
+            severity_from_subject(row.subject)
+            or severity_from_body(content.text)
+            or policy.default_severity
+        )
+        _open(session, settings, policy, row, content, severity=severity)
     elif row.outcome == "appended":
         text = _append(session, row, content)
         _act_on_follow_up(session, desk_for(settings, policy), row, text)
+
+
+def finish_web(session: Session, settings: Settings, policy: Policy, row: IntakeRecord) -> None:
+    """A portal row: open its request with the chosen severity (and acknowledge it), or add
+    the information to its request; the caller marks the row done."""
+    content = _content_or_quarantine(row)
+    if content is None:
+        return
+    if row.outcome == "accepted":
+        severity = chosen_severity(row.raw or b"") or policy.default_severity
+        _open(session, settings, policy, row, content, severity=severity)
+    elif row.outcome == "appended":
+        _append(session, row, content)
+
+
+def chosen_severity(raw: bytes) -> int | None:
+    """The severity the portal wrote into its message, when it is one of 1 to 4."""
+    value = str(BytesHeaderParser().parsebytes(raw).get(SEVERITY_HEADER, "")).strip()
+    return int(value) if value in ("1", "2", "3", "4") else None
 
 
 def _content_or_quarantine(row: IntakeRecord) -> MessageContent | None:
@@ -65,13 +95,14 @@ def _content_or_quarantine(row: IntakeRecord) -> MessageContent | None:
 
 
 def _open(
-    session: Session, settings: Settings, policy: Policy, row: IntakeRecord, content: MessageContent
+    session: Session,
+    settings: Settings,
+    policy: Policy,
+    row: IntakeRecord,
+    content: MessageContent,
+    *,
+    severity: int,
 ) -> None:
-    severity = (
-        severity_from_subject(row.subject)
-        or severity_from_body(content.text)
-        or policy.default_severity
-    )
     contact = session.get_one(Contact, row.contact_id)
     request = open_request(
         session,

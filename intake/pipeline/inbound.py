@@ -8,12 +8,15 @@ from dataclasses import dataclass, field
 from intake.senderauth.verdict import Verdict
 from intake.store.models import utcnow
 
-CHANNELS = ("email", "phone")
+CHANNELS = ("email", "phone", "web")
+# The contacts' portal writes a request as a MIME message; this header carries the severity
+# the contact chose (the worker reads it instead of looking for [Sev2] in the subject).
+SEVERITY_HEADER = "X-Intake-Severity"
 
 
 @dataclass(frozen=True)
 class InboundMessage:
-    """An inbound mail or call, as the door saw it.
+    """An inbound mail, call or portal submission, as the door saw it.
 
     ``dedupe_key`` identifies the item across redeliveries (a content digest for mail, the
     CallSid for a call); ``automatic`` names why it was machine-sent (auto-reply, bounce, list

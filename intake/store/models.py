@@ -172,7 +172,7 @@ class ServiceRequest(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
-    channel: Mapped[str] = mapped_column(String(10))  # "email" or "phone"
+    channel: Mapped[str] = mapped_column(String(10))  # "email", "phone" or "web"
     severity: Mapped[int]
     initial_severity: Mapped[int]
     status: Mapped[str] = mapped_column(String(20), default="new")
@@ -552,3 +552,43 @@ class ImapFailure(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PortalLink(Base):
+    """A one-time sign-in link to the contacts' portal, mailed to a registered address.
+
+    Only hashes are kept: of the token in the link, and of the nonce the asking browser holds
+    in a cookie (the link signs in that browser only). ``client`` is who asked (an IP address),
+    for the per-client rate limit; ``contact_id`` is None for an address nobody registered,
+    whose request is kept only to be counted.
+    """
+
+    __tablename__ = "portal_links"
+    __table_args__ = (
+        Index("ix_portal_links_address_created", "address", "created_at"),
+        Index("ix_portal_links_client_created", "client", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    nonce_hash: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(320))  # lower-case, as asked
+    client: Mapped[str] = mapped_column(String(64), default="")
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]
+
+
+class PortalSession(Base):
+    """A browser signed in to the contacts' portal; its cookie holds the token, this row its
+    hash. Signing out (or the end of its lifetime) ends it."""
+
+    __tablename__ = "portal_sessions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    ended_at: Mapped[dt.datetime | None]
