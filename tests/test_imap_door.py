@@ -16,9 +16,11 @@ from intake.settings import Settings
 from intake.store.db import Database
 from intake.store.imap_state import position
 from intake.store.models import OutboxMessage, ServiceRequest
+from tests.dns_server import Zone
 from tests.dovecot import Dovecot
 from tests.helpers import add_contact, make_mail, wait_for
 from tests.imap_support import imap_settings, mail, message_ids, poller, polling, rows
+from tests.senderauth_support import Keys, dkim_signed
 from tests.web_support import add_request
 
 
@@ -200,3 +202,23 @@ def test_a_message_over_the_size_limit_is_refused_without_fetching_its_body(
     # Dovecot's account of each session: no session was sent the large message's body.
     sent = [int(n) for n in re.findall(r"body_bytes=(\d+)", dovecot.log_file.read_text())]
     assert sent and max(sent) < 4096
+
+
+def test_mail_in_a_mailbox_is_verified_like_mail_at_the_door(
+    settings: Settings, db: Database, dovecot: Dovecot, world: Zone, keys: Keys
+) -> None:
+    """acme.example publishes p=reject: a forged From in the mailbox is held in the quarantine,
+    Ada's mail signed by acme.example's key opens a request, verified."""
+    add_contact(db, "ada@acme.example")
+    settings = imap_settings(settings, dovecot)
+    forged = mail()
+    signed = dkim_signed(mail(), "acme.example", keys.acme)
+    dovecot.deliver(forged, signed)
+    poller(settings, db).poll_once()
+    found = rows(db)
+    assert [(r.outcome, r.reason) for r in found] == [
+        ("quarantined", "sender_not_authenticated"),
+        ("accepted", "new_request"),
+    ]
+    assert [r.sender_verified for r in found] == [False, True]
+    assert found[0].auth is not None and found[0].auth["dmarc"] == "fail"

@@ -26,6 +26,7 @@ from intake.mail.message import OwnMail, inbound_from_mail
 from intake.mail.registration_note import note_unknown_sender_in, wants_note
 from intake.pipeline.inbound import InboundMessage
 from intake.pipeline.steps import Decision, record_many_in
+from intake.senderauth import verifier_from_settings
 from intake.settings import Settings
 from intake.store.db import Database
 from intake.store.imap_state import LeaseLost, Position, advance_in, clear_failures_in
@@ -80,6 +81,10 @@ class MailboxRecorder:
         self.holder = holder
         self.on_committed = on_committed
         self.own = OwnMail.from_settings(settings)
+        # A mailbox has no SMTP session: the verdict rests on DKIM and the receiving server's
+        # Authentication-Results, trusted by its authserv-id (INTAKE_TRUSTED_AUTHSERV_IDS).
+        checking = settings.sender_auth != "off"
+        self.verifier = verifier_from_settings(settings) if checking else None
         self.directory = ContactDirectory()
         self.count = 0  # messages recorded by this poller
 
@@ -215,7 +220,14 @@ class MailboxRecorder:
 
     def inbound(self, item: Fetched) -> InboundMessage:
         """The InboundMessage of a fetched message, received when the mailbox received it."""
-        message = inbound_from_mail(item.raw, recipients=recipients_of(item.raw), own=self.own)
+        verdict = self.verifier.verify(item.raw) if self.verifier else None
+        message = inbound_from_mail(
+            item.raw,
+            recipients=recipients_of(item.raw),
+            own=self.own,
+            sender_auth=verdict,
+            sender_auth_mode=self.settings.sender_auth,
+        )
         return dataclasses.replace(message, received_at=item.received_at)
 
     def _notify(self, recorded: list[Recorded]) -> None:
