@@ -161,7 +161,7 @@ def server_env(workdir: Path, database_url: str) -> dict[str, str]:
         "INTAKE_DATABASE_URL": database_url,
         "INTAKE_REDIS_URL": REDIS_URL,
         "INTAKE_VAR_DIR": str(workdir / "var"),
-        "INTAKE_SECRET_KEY": "bench-secret",
+        "INTAKE_SECRET_KEY": "bench-secret-of-at-least-32-bytes-long",
         "INTAKE_PUBLIC_URL": PUBLIC_URL,
         "INTAKE_LOG_LEVEL": "WARNING",
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID,

@@ -446,7 +446,7 @@ def worker_env(bench: Bench, url: str, relay_port: int) -> dict[str, str]:
         "INTAKE_DATABASE_URL": url,
         "INTAKE_REDIS_URL": REDIS_URL,
         "INTAKE_OUTBOUND_SMTP_URL": f"smtp://127.0.0.1:{relay_port}",
-        "INTAKE_SECRET_KEY": "bench-secret",
+        "INTAKE_SECRET_KEY": "bench-secret-of-at-least-32-bytes-long",
         "INTAKE_ACK_LIMIT": "1000000/hour",
         "INTAKE_SENDER_AUTH": bench.args.sender_auth,
     }

@@ -105,7 +105,7 @@ def web_server(url: str, threads: int) -> Iterator[tuple[str, dict[str, str]]]:
     env = os.environ | {
         "INTAKE_DATABASE_URL": url,
         "INTAKE_REDIS_URL": REDIS_URL,
-        "INTAKE_SECRET_KEY": "bench-secret",
+        "INTAKE_SECRET_KEY": "bench-secret-of-at-least-32-bytes-long",
         "INTAKE_VAR_DIR": var,
         "INTAKE_CONFIG": str(ROOT / "config" / "intake.toml"),
         "INTAKE_LOG_LEVEL": "WARNING",

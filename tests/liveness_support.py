@@ -36,7 +36,7 @@ def process_env(settings: Settings, **more: str) -> dict[str, str]:
         "INTAKE_VAR_DIR": settings.var_dir,
         "INTAKE_DATABASE_URL": settings.database_url,
         "INTAKE_REDIS_URL": settings.redis_url,
-        "INTAKE_SECRET_KEY": "liveness-test-secret",
+        "INTAKE_SECRET_KEY": "liveness-test-secret-of-at-least-32-bytes",
         "INTAKE_SENDER_AUTH": "off",
         **more,
     }
