@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
+from typing import Any
 
+from imapclient import IMAPClient
 from sqlalchemy import func, select
 
 from intake.mail.imap_config import mailboxes
+from intake.mail.imap_poller import MailboxPoller
 from intake.mail.registration_note import PURPOSE as NOTE
 from intake.outbox.links import reply_address
 from intake.settings import Settings
@@ -19,7 +23,7 @@ from intake.store.models import OutboxMessage, ServiceRequest
 from tests.dns_server import Zone
 from tests.dovecot import Dovecot
 from tests.helpers import add_contact, make_mail, wait_for
-from tests.imap_support import imap_settings, mail, message_ids, poller, polling, rows
+from tests.imap_support import FAST, imap_settings, mail, message_ids, poller, polling, rows
 from tests.senderauth_support import Keys, dkim_signed
 from tests.web_support import add_request
 
@@ -120,6 +124,43 @@ def test_idle_wakes_the_poller_when_mail_arrives(
         # No poll would come for an hour: only IDLE can bring it in.
         wait_for(lambda: len(rows(db)) == 1, timeout=15)
         wait_for(lambda: dovecot.count("Processed") == 1, timeout=10)
+
+
+def test_mail_arriving_between_select_and_search_is_not_left_waiting(
+    settings: Settings, db: Database, dovecot: Dovecot
+) -> None:
+    """Dovecot answers a SEARCH from the state of the mailbox at the last command and
+    announces newer mail (EXISTS) only at its end, which IDLE does not repeat: a poller that
+    trusted the empty search left that message for the next news, minutes away."""
+    settings = imap_settings(settings, dovecot).replace(imap_poll_interval=3600)
+    delivered: list[int] = []
+
+    class DeliveryAfterSelect(MailboxPoller):
+        def _connect(self) -> IMAPClient:
+            client = super()._connect()
+            select = client.select_folder
+
+            def select_then_deliver(*args: Any, **kwargs: Any) -> Any:
+                answer = select(*args, **kwargs)
+                if not delivered:  # the mailbox was empty when selected
+                    delivered.extend(dovecot.deliver(mail()))
+                return answer
+
+            client.select_folder = select_then_deliver  # type: ignore[method-assign]
+            return client
+
+    stop = threading.Event()
+    running = DeliveryAfterSelect(
+        db, settings, mailboxes(settings)[0], holder="test-host:1", stop=stop, backoff=FAST
+    )
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: len(rows(db)) == 1, timeout=5)
+        assert delivered == [1]
+    finally:
+        stop.set()
+        thread.join(timeout=30)
 
 
 def _polled(db: Database, settings: Settings) -> bool:

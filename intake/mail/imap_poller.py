@@ -4,12 +4,13 @@ A session: log in, select the folder, compare UIDVALIDITY with the stored positi
 starts the mailbox over; dedupe keeps the rescan from repeating anything), finish what a
 previous session left (messages recorded but not yet moved), then catch up: search the UIDs
 above the position (``UID n:*`` always answers the last message, so the UIDs are filtered
-here), fetch them in batches with BODY.PEEK[] and INTERNALDATE (\\Seen is neither needed nor
-changed), record each batch (:mod:`intake.mail.imap_record`), and only after the commit move
-them to the processed folder (MOVE, or COPY + \\Deleted + UID EXPUNGE) or flag them. Then wait
-for news: IDLE where the server has it, re-issued every IDLE_REISSUE seconds (well under the
-29 minutes servers allow), else a poll every ``poll_interval`` seconds; the lease is renewed
-all the while. Errors end the session; the next one starts after a backoff with jitter.
+here; mail announced while an empty search ran is searched for again), fetch them in batches
+with BODY.PEEK[] and INTERNALDATE (\\Seen is neither needed nor changed), record each batch
+(:mod:`intake.mail.imap_record`), and only after the commit move them to the processed folder
+(MOVE, or COPY + \\Deleted + UID EXPUNGE) or flag them. Then wait for news: IDLE where the
+server has it, re-issued every IDLE_REISSUE seconds (well under the 29 minutes servers allow),
+else a poll every ``poll_interval`` seconds; the lease is renewed all the while. Errors end the
+session; the next one starts after a backoff with jitter.
 
 A message that cannot be fetched or recorded is counted (before the attempt, so one that
 kills the connection or the process counts too) and tried again alone; after ``max_attempts``
@@ -67,6 +68,7 @@ FETCH_ITEMS = [b"BODY.PEEK[]", b"INTERNALDATE"]
 HEADER_ITEMS = [b"BODY.PEEK[HEADER]", b"INTERNALDATE"]
 SIZE = b"RFC822.SIZE"
 NEWS = (b"EXISTS", b"RECENT")
+MAX_LOOKS_AGAIN = 5  # a server that announces EXISTS after every search costs a few searches
 # What ends a session and is tried again after a backoff: the network, TLS, the server, the
 # login, the token command, the database.
 SESSION_ERRORS = (IMAPClientError, OSError, ssl.SSLError, socket.timeout, IntakeError)
@@ -238,10 +240,18 @@ class MailboxPoller:
         return at
 
     def _catch_up(self, client: IMAPClient, at: Position) -> Position:
+        looks_again = 0
         while not self.stop.is_set():
+            _forget_announcements(client)
             new = [u for u in client.search(["UID", f"{at.last_uid + 1}:*"]) if u > at.last_uid]
             if not new:
-                return at
+                # Mail that arrived while the search ran is announced in its answer but not
+                # found by it, and IDLE would not announce it again: look once more.
+                if looks_again >= MAX_LOOKS_AGAIN or not _mail_announced(client):
+                    return at
+                looks_again += 1
+                continue
+            looks_again = 0
             for batch in _chunks(sorted(new), BATCH):
                 self._keep_lease()
                 at = self._batch(client, batch, at)
@@ -468,6 +478,22 @@ def _peer_closed(sock: socket.socket) -> bool:
         return True
     finally:
         raw.close()
+
+
+def _forget_announcements(client: IMAPClient) -> None:
+    _announcements(client).pop("EXISTS", None)
+
+
+def _mail_announced(client: IMAPClient) -> bool:
+    """Whether the server said EXISTS since _forget_announcements. imapclient drops the
+    untagged answers of most commands; imaplib under it keeps them in ``untagged_responses``
+    (what its public ``response()`` reads), which is the only place they can be seen."""
+    return bool(_announcements(client).pop("EXISTS", None))
+
+
+def _announcements(client: IMAPClient) -> dict[str, list[bytes]]:
+    untagged: dict[str, list[bytes]] = client._imap.untagged_responses
+    return untagged
 
 
 def _is_news(response: object) -> bool:
