@@ -354,8 +354,9 @@ class OutboxMessage(Base):
     __table_args__ = (
         UniqueConstraint("purpose", "request_id", "intake_id", "channel", name="uq_outbox_purpose"),
         Index("ix_outbox_unsent", "sent_at", "created_at"),
-        # The acknowledgments one address got lately (the per-address rate limit counts them).
-        Index("ix_outbox_recipient_created", "recipient", "created_at"),
+        # The acknowledgments one address got lately (the per-address rate limit counts them):
+        # every condition of the count but the sender's kind, the window last.
+        Index("ix_outbox_ack_window", "recipient", "purpose", "channel", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -1,0 +1,121 @@
+"""The per-address acknowledgment limit's check: the right count within the window, each kind
+of sender apart, and a cost that does not grow with the address's history (the count stops at
+the limit, and the plan reads the window from its own index)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event, insert
+from sqlalchemy import text as sql_text
+
+from intake.outbox.ratelimit import ack_budget
+from intake.store.db import Database
+from intake.store.models import IntakeRecord, OutboxMessage, utcnow
+
+ADA = "ada@acme.example"
+HOUR = 3600
+
+
+def add_acks(
+    db: Database, recipient: str, count: int, *, age: dt.timedelta, verified: bool
+) -> None:
+    """``count`` acknowledgments to ``recipient`` written ``age`` ago, each with its intake row."""
+    at = utcnow() - age
+    with db.transaction() as session:
+        for _ in range(count):
+            row = IntakeRecord(
+                channel="email",
+                sender=recipient,
+                dedupe_key=f"k-{recipient}-{age}-{verified}-{_next()}",
+                outcome="accepted",
+                sender_verified=verified,
+                received_at=at,
+            )
+            session.add(row)
+            session.flush()
+            session.execute(
+                insert(OutboxMessage).values(
+                    purpose="acknowledgment",
+                    channel="email",
+                    intake_id=row.id,
+                    recipient=recipient,
+                    payload=b"x",
+                    created_at=at,
+                )
+            )
+
+
+_counter = iter(range(1_000_000))
+
+
+def _next() -> int:
+    return next(_counter)
+
+
+def test_the_count_is_of_the_window_and_of_one_kind_of_sender(db: Database) -> None:
+    add_acks(db, ADA, 7, age=dt.timedelta(minutes=10), verified=True)
+    add_acks(db, ADA, 3, age=dt.timedelta(minutes=20), verified=False)
+    add_acks(db, ADA, 40, age=dt.timedelta(hours=5), verified=True)  # outside the window
+    add_acks(db, "bob@globex.example", 30, age=dt.timedelta(minutes=5), verified=True)
+    with db.sessions() as session:
+        verified = ack_budget(session, ADA, (20, HOUR), verified=True)
+        unverified = ack_budget(session, ADA, (20, HOUR), verified=False)
+        a_day = ack_budget(session, ADA, (100, 24 * HOUR), verified=True)
+    assert (verified.sent, verified.exhausted) == (7, False)
+    assert (unverified.sent, unverified.exhausted) == (3, False)
+    assert a_day.sent == 47
+
+
+def test_counting_stops_at_the_limit(db: Database) -> None:
+    add_acks(db, ADA, 25, age=dt.timedelta(minutes=1), verified=True)
+    with db.sessions() as session:
+        budget = ack_budget(session, ADA, (20, HOUR), verified=True)
+        generous = ack_budget(session, ADA, (50, HOUR), verified=True)
+    assert (budget.sent, budget.exhausted) == (20, True)
+    assert (generous.sent, generous.exhausted) == (25, False)
+
+
+def test_the_check_reads_the_window_from_its_index(db: Database) -> None:
+    """With a long history to the address and to others, the plan goes through
+    ix_outbox_ack_window with the address, purpose, channel and window all in its search."""
+    add_acks(db, ADA, 20, age=dt.timedelta(minutes=5), verified=True)
+    add_acks(db, ADA, 300, age=dt.timedelta(days=3), verified=True)
+    for number in range(30):
+        add_acks(db, f"user{number}@globex.example", 10, age=dt.timedelta(days=1), verified=True)
+    with db.engine.begin() as conn:
+        conn.execute(sql_text("ANALYZE"))
+    with captured_statements(db) as statements, db.sessions() as session:
+        ack_budget(session, ADA, (20, HOUR), verified=True)
+    ((statement, parameters),) = statements
+    plan = explain(db, statement, parameters)
+    assert "ix_outbox_ack_window" in plan, plan
+    if db.is_sqlite:
+        assert "recipient=? AND purpose=? AND channel=? AND created_at>?" in plan, plan
+    assert "LIMIT" in statement.upper()
+
+
+@contextmanager
+def captured_statements(db: Database) -> Iterator[list[tuple[str, Any]]]:
+    """The SQL statements sent to the database within the block, with their parameters."""
+    statements: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+
+
+def explain(db: Database, statement: str, parameters: Any) -> str:
+    prefix = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN "
+    with db.engine.connect() as conn:
+        rows = conn.exec_driver_sql(prefix + statement, parameters).all()
+    return "\n".join(" ".join(str(c) for c in row) for row in rows)
