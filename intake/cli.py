@@ -6,6 +6,7 @@ together, so it imports from every layer.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -19,7 +20,7 @@ from intake.errors import ConfigError, ImportFileError, IntakeError
 from intake.jobs.runtime import Runtime, build_runtime, install
 from intake.logs import setup_logging
 from intake.ops.startup import StartupError, check_secret_key, database_reachable, demo_requested
-from intake.settings import Settings, load_settings
+from intake.settings import MAX_SMTP_PROCESSES, Settings, load_settings
 from intake.store.db import current_revision, upgrade
 
 
@@ -80,8 +81,6 @@ def cli(
     Settings come from built-in defaults, then config/intake.toml (or --config), then
     INTAKE_* environment variables. Start everything at once with `intake run --demo`.
     """
-    import os
-
     env = dict(os.environ)
     if config_path:
         env["INTAKE_CONFIG"] = config_path
@@ -314,11 +313,34 @@ def token_create(ctx: click.Context, name: str) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write a liveness report here every second (`intake run` watches it).",
 )
+@click.option(
+    "--processes",
+    type=click.IntRange(1, MAX_SMTP_PROCESSES),
+    help="Listeners on the one port, each a process with its own recorder (default "
+    "$INTAKE_SMTP_PROCESSES, else 1; `intake run` starts one per core on PostgreSQL).",
+)
+@click.option(
+    "--shared-port",
+    is_flag=True,
+    help="Share the port with other `intake smtp --shared-port` processes (SO_REUSEPORT), as "
+    "the listeners of --processes and systemd's intake-smtp@ instances do.",
+)
 @click.pass_context
 def smtp(
-    ctx: click.Context, host: str | None, port: int | None, liveness_file: Path | None
+    ctx: click.Context,
+    *,
+    host: str | None,
+    port: int | None,
+    liveness_file: Path | None,
+    processes: int | None,
+    shared_port: bool,
 ) -> None:
-    """Run the SMTP listener (the mail door)."""
+    """Run the SMTP listener (the mail door).
+
+    With --processes N (N > 1) this process starts N listeners on the one port (SO_REUSEPORT:
+    the kernel spreads the connections among them), restarts one that dies or is stuck, and
+    stops them all on SIGTERM or Ctrl-C. Each reports its liveness under $INTAKE_VAR_DIR/run/.
+    """
     from intake.jobs.batch import enqueue_intakes_quietly
     from intake.jobs.queue import connect_redis, make_queue
     from intake.mail.smtp import SmtpDoor
@@ -327,6 +349,10 @@ def smtp(
     from intake.ops.startup import port_in_use_sentence
 
     check_secret_key(_settings(ctx), demo=demo_requested())
+    count = processes or _settings(ctx).smtp_processes or 1
+    if count > 1 and not shared_port:
+        _run_smtp_listeners(ctx, count, host, port, liveness_file)
+        return
     rt = _migrated_runtime(ctx)
     connection = connect_redis(rt.settings)
     queue = make_queue(rt.settings, connection)
@@ -336,6 +362,7 @@ def smtp(
         lambda ids: enqueue_intakes_quietly(queue, ids),
         host=host,
         port=port,
+        reuse_port=shared_port,
     )
     try:
         door.start()
@@ -347,12 +374,39 @@ def smtp(
         raise click.ClickException(sentence) from None
     where = f"{door.hostname}:{door.port}"
     click.echo(f"SMTP listening on {where}", err=True)
+    instance = f"{where} pid {os.getpid()}" if shared_port else where
 
     def heartbeat(detail: dict[str, object]) -> None:
-        record_heartbeat(connection, "smtp", where, detail, ttl=HEARTBEAT_TTL)
+        record_heartbeat(connection, "smtp", instance, detail, ttl=HEARTBEAT_TTL)
 
     _wait_for_signal(LivenessReporter(door.liveness, heartbeat, liveness_file).tick)
     door.stop()
+
+
+def _run_smtp_listeners(
+    ctx: click.Context, count: int, host: str | None, port: int | None, liveness: Path | None
+) -> None:
+    """``intake smtp --processes N``: check what all N need, then start and watch them."""
+    from intake.ops.startup import check_port_free
+    from intake.supervisor import SHARED_PORT_OPTION, run_smtp_listeners
+
+    settings = _settings(ctx)
+    host = host or settings.smtp_host
+    port = settings.smtp_port if port is None else port
+    if port == 0:
+        raise click.UsageError("--processes needs a fixed port: with 0 each would get its own.")
+    if liveness is not None:
+        raise click.UsageError(
+            "--liveness-file reports on one listener; with --processes each reports its own."
+        )
+    check_port_free("SMTP", host, port, "INTAKE_SMTP_PORT (smtp_port) or --port")
+    _migrated_runtime(ctx).db.dispose()  # the schema is there: no listener fails for it
+    click.echo(f"SMTP listening on {host}:{port} with {count} processes", err=True)
+    command = ("smtp", SHARED_PORT_OPTION, "--host", host, "--port", str(port))
+    try:
+        run_smtp_listeners(settings, command, count, echo=lambda s: click.echo(s, err=True))
+    except IntakeError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @cli.command()

@@ -41,6 +41,7 @@ LOG_FORMATS = ("text", "json")
 REFUSAL_MODES = ("reject", "accept_and_log")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 PORT_SETTINGS = ("smtp_port", "web_port")
+MAX_SMTP_PROCESSES = 64
 # Settings with a range: (lowest, highest).
 RANGES = {
     "web_connection_limit": (10, 100_000),
@@ -70,6 +71,9 @@ class Settings:
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
     smtp_hostname: str = ""  # the name in the SMTP greeting; empty: this machine's name
+    # SMTP listeners on the one port; 0 (unset): one for `intake smtp`, and for `intake run`
+    # one per core on PostgreSQL, one on SQLite.
+    smtp_processes: int = 0
     smtp_max_sessions: int = 200  # SMTP sessions at once; past it a new one gets 421 4.7.0
     smtp_max_sessions_per_ip: int = 20  # the same, from one client address
     smtp_max_data_in_flight: int = 200 * 1024 * 1024  # bytes of DATA being received at once
@@ -120,6 +124,17 @@ class Settings:
     @property
     def var_path(self) -> Path:
         return Path(self.var_dir)
+
+    @property
+    def smtp_process_count(self) -> int:
+        """The SMTP listeners `intake run` starts on the one port: the setting, or where it
+        is 0, one per core on PostgreSQL (at most 8) and one on SQLite, whose single writer
+        several processes would only queue for."""
+        if self.smtp_processes:
+            return self.smtp_processes
+        if self.database_url.startswith("sqlite"):
+            return 1
+        return max(1, min(8, os.cpu_count() or 1))
 
     @property
     def ack_limit_count_and_window(self) -> tuple[int, int]:
@@ -251,6 +266,11 @@ def _validated(s: Settings) -> Settings:
 
 
 def _check_smtp_limits(s: Settings) -> None:
+    if not 0 <= s.smtp_processes <= MAX_SMTP_PROCESSES:
+        raise ConfigError(
+            f"Setting 'smtp_processes' must be between 0 (as many as suit the machine) and "
+            f"{MAX_SMTP_PROCESSES}."
+        )
     if not 1 <= s.smtp_max_sessions <= 100_000:
         raise ConfigError("Setting 'smtp_max_sessions' must be between 1 and 100000.")
     if not 1 <= s.smtp_max_sessions_per_ip <= s.smtp_max_sessions:

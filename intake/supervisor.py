@@ -35,17 +35,20 @@ STOP_GRACE_SECONDS = 10
 STUCK_GRACE_SECONDS = 1  # a stuck process gets this long to stop before it is killed
 START_GRACE_SECONDS = 60  # how long a process may take to send its first liveness report
 DEMO_FILE = Path("config") / "demo.toml"
+# `intake smtp`'s option for one of several listeners on the one port (SO_REUSEPORT).
+SHARED_PORT_OPTION = "--shared-port"
 
 Echo = Callable[[str], None]
 
 
 @dataclass
 class Child:
-    component: str
+    component: str  # as the messages name it: "worker", "smtp 2"
     process: subprocess.Popen[bytes]
     starts: list[float] = field(default_factory=list)
     liveness_file: Path | None = None
     held_back: bool = False  # stuck, but restarted too often lately: left to recover
+    command: tuple[str, ...] = ()  # the `intake` command line that starts it
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,11 @@ def _run_locked(settings: Settings, *, demo: bool, echo: Echo) -> None:
     redis_url, started_redis = _redis(settings)
     env = _child_environment(settings, redis_url, demo)
     watch = Watch(settings.var_path / "run", settings.stall_seconds)
-    children = [_spawn(c, env, watch) for c in components(settings)]
+    children = [
+        _spawn(name, command, env, watch)
+        for component in components(settings)
+        for name, command in _commands(component, settings)
+    ]
     _announce(settings, redis_url, demo, echo)
     try:
         _supervise(children, env, echo, watch)
@@ -85,9 +92,35 @@ def _run_locked(settings: Settings, *, demo: bool, echo: Echo) -> None:
         echo("stopped")
 
 
+def run_smtp_listeners(
+    settings: Settings, command: tuple[str, ...], count: int, *, echo: Echo
+) -> None:
+    """``intake smtp --processes N``: ``count`` listeners on the one port, each a process
+    running ``command`` with its own recorder, restarted when one dies or is stuck."""
+    env = dict(os.environ) | {"INTAKE_SECRET_KEY": with_secret_key(settings).secret_key}
+    watch = Watch(settings.var_path / "run", settings.stall_seconds)
+    children = [
+        _spawn(f"smtp {number}", command, env, watch, tag=f"smtp-{os.getpid()}-{number}")
+        for number in range(1, count + 1)
+    ]
+    try:
+        _supervise(children, env, echo, watch)
+    finally:
+        _stop_all(children)
+
+
 def components(settings: Settings) -> tuple[str, ...]:
     """The processes to run: the IMAP poller too when a mailbox is configured."""
     return (*COMPONENTS, "imap") if imap_configured(settings) else COMPONENTS
+
+
+def _commands(component: str, settings: Settings) -> list[tuple[str, tuple[str, ...]]]:
+    """The processes of one component, named, with their command lines: several SMTP
+    listeners sharing the port where the machine suits them."""
+    count = settings.smtp_process_count if component == "smtp" else 1
+    if count == 1:
+        return [(component, (component,))]
+    return [(f"{component} {n}", (component, SHARED_PORT_OPTION)) for n in range(1, count + 1)]
 
 
 def imap_configured(settings: Settings) -> bool:
@@ -130,25 +163,30 @@ def _child_environment(settings: Settings, redis_url: str, demo: bool) -> dict[s
 
 
 def _start_process(
-    component: str, env: dict[str, str], liveness_file: Path | None
+    command: tuple[str, ...], env: dict[str, str], liveness_file: Path | None
 ) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "intake", component]
+    argv = [sys.executable, "-m", "intake", *command]
     if liveness_file is not None:
         liveness_file.unlink(missing_ok=True)  # a report from the last process is no news
-        command += ["--liveness-file", str(liveness_file)]
-    return subprocess.Popen(command, env=env)
+        argv += ["--liveness-file", str(liveness_file)]
+    return subprocess.Popen(argv, env=env)
 
 
-def _spawn(component: str, env: dict[str, str], watch: Watch) -> Child:
-    liveness_file = watch.run_dir / f"{component}.liveness" if component in WATCHED else None
-    process = _start_process(component, env, liveness_file)
-    return Child(component, process, [time.monotonic()], liveness_file)
+def _spawn(
+    name: str, command: tuple[str, ...], env: dict[str, str], watch: Watch, tag: str = ""
+) -> Child:
+    watched = command[0] in WATCHED
+    liveness_file = watch.run_dir / f"{tag or name.replace(' ', '-')}.liveness" if watched else None
+    process = _start_process(command, env, liveness_file)
+    return Child(name, process, [time.monotonic()], liveness_file, command=command)
 
 
 def _announce(settings: Settings, redis_url: str, demo: bool, echo: Echo) -> None:
     addresses = ", ".join(settings.support_addresses)
     acks = settings.outbound_smtp_url or f"the maildir {settings.var_path / 'outbox'}/new/"
-    echo(f"SMTP      {settings.smtp_host}:{settings.smtp_port}  (mail to {addresses})")
+    listeners = settings.smtp_process_count
+    shared = f", {listeners} listener processes" if listeners > 1 else ""
+    echo(f"SMTP      {settings.smtp_host}:{settings.smtp_port}  (mail to {addresses}{shared})")
     echo(
         f"web       http://{settings.web_host}:{settings.web_port}/  "
         f"(API: /api/health, /api/requests, /api/intake)"
@@ -233,7 +271,7 @@ def _restart(child: Child, env: dict[str, str], echo: Echo, why: str) -> None:
     if _restarts_in_the_last_minute(child) >= RESTARTS_PER_MINUTE:
         raise IntakeError(f"{child.component} keeps stopping (it {why}); see the log above")
     echo(f"{child.component} {why}; restarting it")
-    child.process = _start_process(child.component, env, child.liveness_file)
+    child.process = _start_process(child.command, env, child.liveness_file)
     child.starts.append(time.monotonic())
     child.held_back = False
 

@@ -237,6 +237,7 @@ def gateway(prepared: Settings, tmp_path: Path) -> Iterator[RunProcess]:
         tmp_path,
         # The lock below outlasts the stall threshold: the door waits on it, alive but stuck.
         INTAKE_STORAGE_TIMEOUT="60",
+        INTAKE_SMTP_PROCESSES="1",  # one listener, whose restarts the tests follow
         INTAKE_STALL_SECONDS="3",
     )
     try:

@@ -21,7 +21,7 @@ import logging
 import socket
 import ssl
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, AnyStr
@@ -420,7 +420,11 @@ class SmtpDoor(Controller):
         port: int | None = None,
         timeout: float | None = None,
         lifetime: float = SESSION_LIFETIME,
+        reuse_port: bool = False,
     ) -> None:
+        # With reuse_port, several processes listen on the one port (SO_REUSEPORT) and the
+        # kernel spreads the connections among them.
+        self.reuse_port = reuse_port
         # The recorder does the per-message work; this pool only logs oversized messages.
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="smtp-db")
         self.recorder = BatchRecorder(db, on_committed, lock_timeout=settings.storage_timeout)
@@ -460,6 +464,24 @@ class SmtpDoor(Controller):
         server.lifetime = self.lifetime
         server.limits = self.limits
         return server
+
+    def _create_server(self) -> Awaitable[asyncio.AbstractServer]:
+        return self.loop.create_server(
+            self._factory_invoker,
+            host=self.hostname,
+            port=self.port,
+            ssl=self.ssl_context,
+            reuse_port=self.reuse_port or None,
+        )
+
+    def _trigger_server(self) -> None:
+        """aiosmtpd opens a connection to its new listener to make the first SMTP instance;
+        with the port shared, that connection may reach a sibling process, so the instance is
+        made in the loop instead."""
+        if not self.reuse_port:
+            super()._trigger_server()  # type: ignore[no-untyped-call]
+            return
+        self.loop.call_soon_threadsafe(self._factory_invoker)
 
     def start(self) -> None:
         self.recorder.start()
