@@ -66,13 +66,16 @@ def test_a_known_caller_opens_a_request_and_gets_both_acknowledgments(phone: Pho
         "accepted",
         "new_request",
     )
+    # The door opened the bare request while the caller listened; the rest is the worker's.
     assert (row.request_id, row.state, row.dedupe_key) == (
         request.id,
-        "done",
+        "pending",
         "call:" + call.player.call_sid,
     )
+    assert phone.relay.messages == [] and phone.sms.sent == []
     phone.drain()
     _assert_acknowledged(phone, request.id)
+    assert [r.state for r in phone.intake()] == ["done"]
 
 
 def _assert_acknowledged(phone: Phone, request_id: int) -> None:

@@ -1,10 +1,11 @@
 """What becomes of a call: its request opened while the caller listens, the recording and its
 transcription kept whenever they arrive, the engineers paged, and the call's end.
 
-The door opens the request itself, inside its own transaction, so the caller hears the number
-before hanging up; it runs the worker's :func:`intake.pipeline.processing.finish_intake` under a
-savepoint, and if that fails the intake row stays pending for the worker to finish (the caller
-then hears that the number comes by text). The callers of these functions hold the call's row.
+The door opens the bare request itself, inside its own transaction and under a savepoint, so
+the caller hears the number before hanging up; the intake row stays pending and the worker
+writes the rest (the acknowledgments, the 24x7 check, the call's outcome). If the opening fails
+the worker opens it too (the caller then hears that the number comes by text). The callers of
+these functions hold the call's row.
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ import logging
 from sqlalchemy.orm import Session
 
 from intake.outbox.sms import page_sms, page_text
-from intake.pipeline.processing import finish_intake
 from intake.policy import Policy
 from intake.rota import Rota
 from intake.settings import Settings
 from intake.store.models import CallSession, Contact, ServiceRequest
-from voice.call_processing import attach_media, finish_call
+from voice.call_processing import attach_media, open_call_request
 from voice.callers import identify_by_caller_id
 from voice.calls import caller_number, record_call
 
@@ -31,8 +31,8 @@ FINAL_CALL_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
 
 
 def accept_call(session: Session, settings: Settings, policy: Policy, call: CallSession) -> bool:
-    """Log the call as a new request and open it at once; True when the row needs a job (its
-    acknowledgments to send, or the opening itself when it failed here)."""
+    """Log the call as a new request and open it at once (the bare request: the worker writes
+    the acknowledgments); True when the row needs a job (always, for an accepted call)."""
     decision = record_call(session, call)
     if decision is None:  # logged already (the hang-up came first): attach what came late
         attach_media(session, call)
@@ -41,7 +41,7 @@ def accept_call(session: Session, settings: Settings, policy: Policy, call: Call
         return False
     try:
         with session.begin_nested():
-            finish_intake(session, settings, policy, call.intake_id, finish_call)
+            open_call_request(session, policy, call)
     except Exception:
         log.exception("opening the request of call %s failed; the worker retries", call.call_sid)
     return True

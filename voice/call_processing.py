@@ -1,11 +1,12 @@
 """The worker's half of the phone door: from an accepted call to a request and its outbox.
 
 :func:`process_call` is the RQ job for a call's row (enqueued by its name, which
-:data:`intake.jobs.jobs.PHONE_JOB` holds); the door also runs :func:`finish_call` itself (see
-:mod:`voice.call_outcomes`). The request is opened with the severity the caller chose (the
-default when none was chosen), its voicemail and transcription are attached as events when they
-are known (they may come later: see :func:`attach_media`), and both acknowledgments, the email
-and the SMS, are written to the outbox in the same transaction.
+:data:`intake.jobs.jobs.PHONE_JOB` holds). While the caller waits, the door only opens the bare
+request with :func:`open_call_request`, so that the caller hears its number (see
+:mod:`voice.call_outcomes`); the job does the rest. The request is opened with the severity the
+caller chose (the default when none was chosen), its voicemail and transcription are attached
+as events when they are known (they may come later: see :func:`attach_media`), and both
+acknowledgments, the email and the SMS, are written to the outbox in the job's transaction.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def process_call(intake_id: int) -> None:
 
 
 def finish_call(session: Session, settings: Settings, policy: Policy, row: IntakeRecord) -> None:
-    """Open the request of an accepted call and write its acknowledgments to the outbox."""
+    """Open the request of an accepted call unless the door did, then write what follows:
+    the 24x7 check, the call's outcome and both acknowledgments to the outbox."""
     if row.outcome != "accepted":
         return
     call_sid = call_sid_of(row.dedupe_key)
@@ -48,6 +50,26 @@ def finish_call(session: Session, settings: Settings, policy: Policy, row: Intak
         log.error("intake #%s: no call %r or contact to open a request for", row.id, call_sid)
         return
     contact = session.get_one(Contact, row.contact_id)
+    opened = session.get(ServiceRequest, row.request_id) if row.request_id else None
+    request = opened or _open(session, policy, row, call, contact)
+    attach_media(session, call)
+    flag_missing_24x7_contact(session, request)
+    record_call_outcome(session, desk_for(settings, policy), call)
+    session.add_all(acknowledgments(settings, policy, request, contact, row))
+
+
+def open_call_request(session: Session, policy: Policy, call: CallSession) -> None:
+    """The door's part while the caller waits: the bare request, whose number the caller hears;
+    the row stays pending and the worker's :func:`finish_call` writes the rest."""
+    row = session.get_one(IntakeRecord, call.intake_id)
+    if row.request_id is None and row.contact_id is not None:
+        _open(session, policy, row, call, session.get_one(Contact, row.contact_id))
+        attach_media(session, call)
+
+
+def _open(
+    session: Session, policy: Policy, row: IntakeRecord, call: CallSession, contact: Contact
+) -> ServiceRequest:
     request = open_request(
         session,
         policy,
@@ -60,10 +82,7 @@ def finish_call(session: Session, settings: Settings, policy: Policy, row: Intak
         received_at=row.received_at,
     )
     row.request_id = call.request_id = request.id
-    flag_missing_24x7_contact(session, request)
-    attach_media(session, call)
-    record_call_outcome(session, desk_for(settings, policy), call)
-    session.add_all(acknowledgments(settings, policy, request, contact, row))
+    return request
 
 
 def attach_media(session: Session, call: CallSession) -> None:
