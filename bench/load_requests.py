@@ -103,7 +103,7 @@ def contacts(plan: Plan) -> Iterator[tuple]:
         customer = (n - 1) // 5 + 1
         phone = f"+1415{n:07d}"
         role = "technical" if n % 5 else "end_user"
-        yield (n, customer, f"Contact {n:06d}", role, phone, 0, True, True, now, now)
+        yield (n, customer, f"Contact {n:06d}", role, phone, 0, 0, True, True, now, now)
 
 
 def contact_emails(plan: Plan) -> Iterator[tuple]:
@@ -198,7 +198,7 @@ def _intake(
     return (
         intake_id, channel, iso(at), sender, "support@intake.localhost", f"Message {intake_id}",
         f"<{intake_id}@bench.example>", f"bench:{intake_id}", outcome, reason, "", "done", 0, "",
-        contact, request_id, 4000,
+        contact, request_id, 4000, contact is not None,
     )  # fmt: skip
 
 
@@ -208,7 +208,7 @@ REQUEST_COLUMNS = (
 )
 INTAKE_COLUMNS = (
     "id, channel, received_at, sender, recipients, subject, message_id, dedupe_key, outcome, "
-    "reason, detail, state, attempts, last_error, contact_id, request_id, size"
+    "reason, detail, state, attempts, last_error, contact_id, request_id, size, sender_verified"
 )
 
 
@@ -226,8 +226,8 @@ def load(url: str, plan: Plan, seed: int) -> dict[str, int]:
         counts["contacts"] = copy_rows(
             conn,
             "contacts",
-            "id, customer_id, name, role, phone, pin_failures, available_24x7, active, "
-            "created_at, updated_at",
+            "id, customer_id, name, role, phone, pin_failures, pin_locks, available_24x7, "
+            "active, created_at, updated_at",
             contacts(plan),
         )
         copy_rows(conn, "contact_emails", "id, contact_id, address", contact_emails(plan))

@@ -92,7 +92,8 @@ def postgres_url() -> Iterator[str]:
     admin.dispose()
 
 
-def _empty_postgres(url: str) -> None:
+def empty_postgres(url: str) -> None:
+    """Every table of the database emptied, the id sequences restarted."""
     engine = create_engine(url)
     tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
     with engine.begin() as conn:
@@ -108,7 +109,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         return f"sqlite:///{path}"
     url: str = request.getfixturevalue("postgres_url")
-    _empty_postgres(url)
+    empty_postgres(url)
     return url
 
 

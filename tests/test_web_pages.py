@@ -5,6 +5,7 @@ request's page with its actions, and the headers that keep injected markup from 
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import re
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from rq import Queue, Retry, SimpleWorker
-from sqlalchemy import Select, select
+from sqlalchemy import Select, event, select
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
@@ -29,6 +30,7 @@ from intake.ops.health import record_heartbeat
 from intake.settings import Settings
 from intake.store.db import Database
 from intake.store.models import IntakeRecord, RequestEvent, ServiceRequest, StaffUser, utcnow
+from tests.conftest import empty_postgres
 from tests.helpers import free_port
 from tests.twilio_driver import ACCOUNT_SID, AUTH_TOKEN, MessagesApi
 from tests.web_support import PASSWORD, add_contact, add_intake, add_request, csrf_token, sign_in
@@ -322,9 +324,13 @@ def test_the_request_list_filters_and_pages(staff: FlaskClient, db: Database, ad
     assert numbers("q=100%25") == []  # LIKE's wildcards are taken literally
 
 
+@pytest.mark.parametrize("few_matches", [search.FEW_MATCHES, 0], ids=["by-key", "row-by-row"])
 def test_text_search_reads_subjects_bodies_and_messages_in_any_case(
-    staff: FlaskClient, db: Database, ada: int
+    staff: FlaskClient, db: Database, ada: int, few_matches: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Both ways PostgreSQL answers: the matches named by key (few), or the requests tested
+    newest first (many: here every match counts as many). SQLite has one way."""
+    monkeypatch.setattr(search, "FEW_MATCHES", few_matches)
     gus = add_contact(db, "gus@globex.example", customer="Globex Corporation", name="Gus Grace")
     export = add_request(db, ada, subject="Exports fail", description="It says error 17.")
     login = add_request(db, gus, subject="Login slow", description="Since Monday.")
@@ -365,12 +371,11 @@ def test_postgresql_answers_each_search_from_its_index(postgres_url: str) -> Non
     """The conditions are written with the indexes' own expressions: with sequential scans
     priced out, each plan names its index (the bound parameters as the app sends them)."""
     statements = {
-        "ix_service_requests_text": lambda s: search.words_condition(s, "error 17"),
-        "ix_request_events_message_text": lambda s: search.words_condition(s, "error 17"),
         "ix_customers_name_trgm": lambda _: search.customer_condition("acme"),
         "ix_contact_emails_address_trgm": lambda _: search.contact_condition("ada@acme"),
         "ix_contacts_name_trgm": lambda _: search.contact_condition("lovelace"),
     }
+    empty_postgres(postgres_url)  # the run's database: other tests wrote to it before
     database = Database(postgres_url)
     try:
         _fill_with_messages_and_other_events(database)
@@ -381,6 +386,13 @@ def test_postgresql_answers_each_search_from_its_index(postgres_url: str) -> Non
                 assert index in _plan(session, query), index
             sender = select(IntakeRecord.id).where(search.contains(IntakeRecord.sender, "acme"))
             assert "ix_intake_log_sender_trgm" in _plan(session, sender)
+            # The words are counted from their indexes before the page is asked for.
+            with _statements(database) as sent:
+                search.words_condition(session, "error 17")
+            ((probe, parameters),) = sent
+            plan = _explain(session, probe, parameters)
+            assert "ix_service_requests_text" in plan, plan
+            assert "ix_request_events_message_text" in plan, plan
     finally:
         database.dispose()
 
@@ -404,6 +416,26 @@ def _fill_with_messages_and_other_events(database: Database) -> None:
         )
     with database.transaction() as session:
         session.execute(sql_text("ANALYZE request_events"))
+
+
+@contextlib.contextmanager
+def _statements(database: Database) -> Iterator[list[tuple[str, Any]]]:
+    """The statements sent to the database within the block, with their parameters."""
+    sent: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        sent.append((statement, parameters))
+
+    event.listen(database.engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(database.engine, "before_cursor_execute", record)
+
+
+def _explain(session: Session, statement: str, parameters: Any) -> str:
+    rows = session.connection().exec_driver_sql(f"EXPLAIN {statement}", parameters)
+    return "\n".join(row[0] for row in rows)
 
 
 def _plan(session: Session, query: Select[Any]) -> str:

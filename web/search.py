@@ -29,6 +29,7 @@ from intake.store.models import (
 WORD = re.compile(r"\w+")
 MAX_WORDS = 20  # a query of more words is a paste, not a search; the rest add nothing
 MESSAGE = text("'message'")  # a constant, as in the index's WHERE, so the planner can use it
+FEW_MATCHES = 2000  # up to this many, matches are looked up by key (see _full_text_condition)
 
 
 def contains(column: Any, fragment: str) -> ColumnElement[bool]:
@@ -58,19 +59,26 @@ def words_condition(session: Session, query: str) -> ColumnElement[bool]:
     if not words:
         return false()  # punctuation only: nothing to look for
     if session.get_bind().dialect.name == "postgresql":
-        return _full_text_condition(words)
+        return _full_text_condition(session, words)
     return and_(*(_word_condition(word) for word in words))
 
 
-def _full_text_condition(words: list[str]) -> ColumnElement[bool]:
+def _full_text_condition(session: Session, words: list[str]) -> ColumnElement[bool]:
+    """PostgreSQL cannot tell how many requests hold a word (it guesses 2% for any prefix), so
+    the matches are counted first, up to FEW_MATCHES, from the words' indexes. Few: the
+    condition names them, and the planner looks each up by its key. Many: the requests, newest
+    first, are tested one by one, and a page is found within the first few thousand."""
     # Each word a prefix ('expor' finds 'export'); \w+ words hold no tsquery syntax.
     tsquery = func.to_tsquery(SEARCH_CONFIG, " & ".join(f"'{word}':*" for word in words))
     in_requests = select(ServiceRequest.id).where(request_text_vector().op("@@")(tsquery))
     in_messages = select(RequestEvent.request_id).where(
         RequestEvent.type == MESSAGE, message_text_vector().op("@@")(tsquery)
     )
-    # A union, not an OR: each half is a scan of its own index.
-    return ServiceRequest.id.in_(in_requests.union(in_messages))
+    # UNION ALL, not OR: each half is a scan of its own index, and the count stops early.
+    found = session.scalars(in_requests.union_all(in_messages).limit(FEW_MATCHES + 1)).all()
+    if len(found) <= FEW_MATCHES:
+        return ServiceRequest.id.in_(sorted(set(found))) if found else false()
+    return or_(request_text_vector().op("@@")(tsquery), ServiceRequest.id.in_(in_messages))
 
 
 def _word_condition(word: str) -> ColumnElement[bool]:
