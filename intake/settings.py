@@ -42,6 +42,7 @@ REFUSAL_MODES = ("reject", "accept_and_log")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 PORT_SETTINGS = ("smtp_port", "web_port")
 MAX_SMTP_PROCESSES = 64
+TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 # Settings with a range: (lowest, highest).
 RANGES = {
     "web_connection_limit": (10, 100_000),
@@ -71,6 +72,9 @@ class Settings:
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
     smtp_hostname: str = ""  # the name in the SMTP greeting; empty: this machine's name
+    # Behind a TCP load balancer: every connection starts with a PROXY header (v1 or v2)
+    # naming the client, whose address the caps, SPF and the intake log then use.
+    smtp_proxy_protocol: bool = False
     # SMTP listeners on the one port; 0 (unset): one for `intake smtp`, and for `intake run`
     # one per core on PostgreSQL, one on SQLite.
     smtp_processes: int = 0
@@ -202,6 +206,8 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         raise ConfigError(f"Unknown setting '{name}' {where}.")
     if kind == "int":
         return _in_range(name, _as_int(name, value, where), where)
+    if kind == "bool":
+        return _as_bool(name, value, where)
     if name == "log_level" and isinstance(value, str):
         _check_choice(name, value.strip().upper(), LOG_LEVELS, where)
     if kind.startswith("tuple"):
@@ -210,6 +216,15 @@ def _coerce(name: str, value: Any, where: str) -> Any:
     if not isinstance(value, str):
         raise ConfigError(f"Setting '{name}' {where} must be a string, not {value!r}.")
     return value.strip()
+
+
+def _as_bool(name: str, value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise ConfigError(f"Setting '{name}' {where} must be true or false, not {value!r}.")
 
 
 def _as_int(name: str, value: Any, where: str) -> int:

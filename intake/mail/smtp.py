@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from typing import Any, AnyStr
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.proxy_protocol import ProxyData
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from intake.errors import StorageUnavailable
@@ -55,6 +56,7 @@ MAX_RECIPIENTS = 50
 MIN_TIMEOUT = 300  # RFC 5321 4.5.3.2: a server waits five minutes for a command
 SLOW_LINK_BYTES_PER_SECOND = 125_000  # 1 Mbit/s
 SESSION_LIFETIME = 3600  # seconds; a relay then reconnects (421 is a "try again")
+PROXY_TIMEOUT = 10  # seconds a connection has to send its PROXY header (INTAKE_SMTP_PROXY_PROTOCOL)
 # Real mail has lines far over RFC 5321's 1,000 (HTML from mailers, unwrapped base64): they are
 # taken up to this length rather than refused, and a longer line gets aiosmtpd's 500.
 LINE_LENGTH_LIMIT = 64 * 1024
@@ -237,6 +239,19 @@ class IntakeHandler:
                 )
             )
 
+    async def handle_PROXY(
+        self, server: SMTP, session: Session, envelope: Envelope, proxy_data: ProxyData
+    ) -> bool:
+        """Behind a load balancer speaking the PROXY protocol: the client's own address becomes
+        the session's (for the caps per address, SPF and the intake log). A header without an
+        address (the balancer's own health check) keeps the balancer's."""
+        source = proxy_data.src_addr
+        if source is not None:
+            # aiosmtpd keeps the peer as (host, port), though its annotation says str.
+            session.peer = (str(source), proxy_data.src_port or 0)  # type: ignore[assignment]
+        assert isinstance(server, IntakeSMTP)
+        return server.admit_proxied(_client_ip(session) or "?")
+
     async def handle_exception(self, error: Exception) -> str:
         # Whatever went wrong, the sender keeps the message and tries again: never a 500.
         if isinstance(error, CLIENT_GONE):  # the client closed or reset the connection
@@ -263,6 +278,7 @@ class IntakeSMTP(SMTP):
     line_length_limit = LINE_LENGTH_LIMIT
     lifetime: float = SESSION_LIFETIME
     limits: SessionLimits | None = None
+    proxied: bool = False  # a PROXY header names the client; it is counted in only then
 
     _refused_sender: str = ""
     _data_envelope: Envelope | None = None
@@ -279,16 +295,25 @@ class IntakeSMTP(SMTP):
             self._lifetime_handle = self.loop.call_later(
                 self.lifetime, self._close_with, "421 4.4.2 Session too long; please reconnect"
             )
-            self._admit(transport)
+            if not self.proxied:
+                peer = transport.get_extra_info("peername")
+                self._admit(str(peer[0]) if isinstance(peer, tuple) and peer else "?")
 
-    def _admit(self, transport: asyncio.BaseTransport) -> None:
+    def _admit(self, address: str) -> None:
         if self.limits is None:
             return
-        peer = transport.get_extra_info("peername")
-        address = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
         self._refusal = self.limits.admit(address)
         if not self._refusal:
             self._admitted = address
+
+    def admit_proxied(self, address: str) -> bool:
+        """Count in the client a PROXY header named; past a cap, say why and close."""
+        self._admit(address)
+        if self._refusal:
+            log.info("refused an SMTP session from %s: %s", address, self._refusal)
+            self._close_with(self._refusal)
+            return False
+        return True
 
     async def _handle_client(self) -> None:
         if self._refusal:  # a cap is reached: say so instead of the greeting, and close
@@ -456,13 +481,16 @@ class SmtpDoor(Controller):
             command_call_limit=COMMAND_CALL_LIMIT,
             tls_context=server_tls_context(settings),
             ready_timeout=10,
+            proxy_protocol_timeout=PROXY_TIMEOUT if settings.smtp_proxy_protocol else None,
         )
+        self.proxied = settings.smtp_proxy_protocol
 
     def factory(self) -> IntakeSMTP:
         kwargs: dict[str, Any] = dict(self.SMTP_kwargs)
         server = IntakeSMTP(self.handler, **kwargs)
         server.lifetime = self.lifetime
         server.limits = self.limits
+        server.proxied = self.proxied
         return server
 
     def _create_server(self) -> Awaitable[asyncio.AbstractServer]:
@@ -476,9 +504,9 @@ class SmtpDoor(Controller):
 
     def _trigger_server(self) -> None:
         """aiosmtpd opens a connection to its new listener to make the first SMTP instance;
-        with the port shared, that connection may reach a sibling process, so the instance is
-        made in the loop instead."""
-        if not self.reuse_port:
+        with the port shared, that connection may reach a sibling process (and behind the PROXY
+        protocol it would be one without a header), so the instance is made in the loop."""
+        if not self.reuse_port and not self.proxied:
             super()._trigger_server()  # type: ignore[no-untyped-call]
             return
         self.loop.call_soon_threadsafe(self._factory_invoker)
