@@ -97,7 +97,12 @@ def run_smtp_listeners(
 ) -> None:
     """``intake smtp --processes N``: ``count`` listeners on the one port, each a process
     running ``command`` with its own recorder, restarted when one dies or is stuck."""
-    env = dict(os.environ) | {"INTAKE_SECRET_KEY": with_secret_key(settings).secret_key}
+    env = dict(os.environ) | {  # what the command line gave this process, for its listeners
+        "INTAKE_CONFIG": settings.config,
+        "INTAKE_LOG_FORMAT": settings.log_format,
+        "INTAKE_LOG_LEVEL": settings.log_level,
+        "INTAKE_SECRET_KEY": with_secret_key(settings).secret_key,
+    }
     watch = Watch(settings.var_path / "run", settings.stall_seconds)
     children = [
         _spawn(f"smtp {number}", command, env, watch, tag=f"smtp-{os.getpid()}-{number}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import smtplib
 import socket
 import subprocess
 import sys
@@ -136,3 +137,26 @@ def test_intake_run_starts_the_listeners_that_suit_the_database(
 def _is_smtp(pid: int) -> bool:
     arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     return b"smtp" in arguments
+
+
+def test_the_listeners_take_the_settings_file_named_on_the_command_line(
+    settings: Settings, redis_url: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text('smtp_hostname = "gateway.example"\n')
+    port = free_port()
+    env = process_env(settings.replace(redis_url=redis_url), INTAKE_SMTP_PORT=str(port))
+    del env["INTAKE_CONFIG"]
+    command = [sys.executable, "-m", "intake", "--config", str(config), "smtp", "--processes", "2"]
+    with (tmp_path / "smtp.log").open("ab") as log:
+        door = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: len(listener_pids(door.pid)) == 2, timeout=30)
+        wait_for(lambda: answers(port), timeout=60, interval=0.2)
+        for _ in range(6):  # connections land on either listener
+            with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+                code, banner = client.ehlo()
+            assert code == 250 and banner.startswith(b"gateway.example")
+    finally:
+        door.terminate()
+        door.wait(timeout=30)
