@@ -50,6 +50,7 @@ RANGES = {
     "web_header_timeout": (1, 3600),
     "web_idle_timeout": (1, 86400),
     "web_max_request_body": (1024, 1024 * 1024 * 1024),
+    "smtp_processes": (0, MAX_SMTP_PROCESSES),  # 0: as many as suit the machine
 }
 ACK_LIMIT_WINDOWS = {"minute": 60, "hour": 3600, "day": 86400}
 # Durations in seconds and the range each may take.
@@ -281,11 +282,6 @@ def _validated(s: Settings) -> Settings:
 
 
 def _check_smtp_limits(s: Settings) -> None:
-    if not 0 <= s.smtp_processes <= MAX_SMTP_PROCESSES:
-        raise ConfigError(
-            f"Setting 'smtp_processes' must be between 0 (as many as suit the machine) and "
-            f"{MAX_SMTP_PROCESSES}."
-        )
     if not 1 <= s.smtp_max_sessions <= 100_000:
         raise ConfigError("Setting 'smtp_max_sessions' must be between 1 and 100000.")
     if not 1 <= s.smtp_max_sessions_per_ip <= s.smtp_max_sessions:

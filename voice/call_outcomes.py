@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 from intake.outbox.sms import page_sms, page_text
 from intake.policy import Policy
 from intake.rota import Rota
-from intake.settings import Settings
 from intake.store.models import CallSession, Contact, ServiceRequest
 from voice.call_processing import attach_media, open_call_request
 from voice.callers import identify_by_caller_id
@@ -30,7 +29,7 @@ MIN_RECORDING_SECONDS = 2  # shorter is a click or a breath: asked for once more
 FINAL_CALL_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
 
 
-def accept_call(session: Session, settings: Settings, policy: Policy, call: CallSession) -> bool:
+def accept_call(session: Session, policy: Policy, call: CallSession) -> bool:
     """Log the call as a new request and open it at once (the bare request: the worker writes
     the acknowledgments); True when the row needs a job (always, for an accepted call)."""
     decision = record_call(session, call)
@@ -87,7 +86,7 @@ def page_engineers(session: Session, call: CallSession, rota: Rota, now: dt.date
     return [row.id for row in rows]
 
 
-def end_call(session: Session, settings: Settings, policy: Policy, call: CallSession) -> bool:
+def end_call(session: Session, policy: Policy, call: CallSession) -> bool:
     """The call is over: log it if nothing did yet. A caller who hung up while describing the
     problem (or on the fallback recording) still gets a request; one who asked for nothing is
     kept as suppressed. True when the row needs a job."""
@@ -96,7 +95,7 @@ def end_call(session: Session, settings: Settings, policy: Policy, call: CallSes
     if call.state == "fallback" and call.contact_id is None:
         _identify_fallback_caller(session, call, policy.voice.caller_id_trust)
     if call.state == "recording" or (call.state == "fallback" and call.contact_id is not None):
-        return accept_call(session, settings, policy, call)
+        return accept_call(session, policy, call)
     automatic = None if call.state == "fallback" else _why_nothing_was_asked(call)
     record_call(session, call, automatic=automatic)
     return False

@@ -60,7 +60,7 @@ def status() -> Response:
         if call.call_status not in FINAL_CALL_STATUSES:
             return _no_content()
         call.ended_at = call.ended_at or utcnow()
-        needs_job = end_call(session, vc.settings, vc.policy, call)
+        needs_job = end_call(session, vc.policy, call)
         intake_id = call.intake_id
     if needs_job and intake_id is not None:
         enqueue_intake(vc, intake_id)

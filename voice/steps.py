@@ -302,7 +302,7 @@ def take_recording(step: Step) -> None:
 
 def _open_request(step: Step) -> None:
     vc = step.vc
-    if accept_call(step.session, vc.settings, vc.policy, step.call):
+    if accept_call(step.session, vc.policy, step.call):
         intake_id = step.call.intake_id
         assert intake_id is not None
         step.after_commit.append(lambda: enqueue_intake(vc, intake_id))

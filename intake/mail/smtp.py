@@ -306,19 +306,20 @@ class IntakeSMTP(SMTP):
         if not self._refusal:
             self._admitted = address
 
+    def _refused(self) -> bool:
+        """A cap is reached: say so instead of the greeting, and close."""
+        if self._refusal:
+            log.info("refused an SMTP session: %s", self._refusal)
+            self._close_with(self._refusal)
+        return bool(self._refusal)
+
     def admit_proxied(self, address: str) -> bool:
         """Count in the client a PROXY header named; past a cap, say why and close."""
         self._admit(address)
-        if self._refusal:
-            log.info("refused an SMTP session from %s: %s", address, self._refusal)
-            self._close_with(self._refusal)
-            return False
-        return True
+        return not self._refused()
 
     async def _handle_client(self) -> None:
-        if self._refusal:  # a cap is reached: say so instead of the greeting, and close
-            log.info("refused an SMTP session: %s", self._refusal)
-            self._close_with(self._refusal)
+        if self._refused():
             return
         try:
             await super()._handle_client()
