@@ -25,6 +25,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
+import _summary  # noqa: E402
 from sqlalchemy import create_engine, insert, text  # noqa: E402
 
 from intake.outbox.ratelimit import ack_budget  # noqa: E402
@@ -35,6 +36,7 @@ POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ADDRESS = "ada@acme.example"
 LIMIT = (20, 3600)  # INTAKE_ACK_LIMIT's default, 20/hour
 CHUNK = 2000
+SAME_COST = 2.0  # the check at the largest history may cost this much more, noise included
 
 
 def fill(db: Database, size: int) -> None:
@@ -125,7 +127,9 @@ def drop_postgres(name: str) -> None:
     admin.dispose()
 
 
-def run(kind: str, sizes: list[int], calls: int) -> None:
+def run(kind: str, sizes: list[int], calls: int) -> list[float]:
+    """The median time of a check at each size, printed beside the first size's."""
+    medians: list[float] = []
     reference = None
     for size in sizes:
         with tempfile.TemporaryDirectory() as folder:
@@ -145,6 +149,8 @@ def run(kind: str, sizes: list[int], calls: int) -> None:
             f"{kind:8} {size:>8} {counted:>8} {median:>10.3f} {median / reference:>8.2f}",
             flush=True,
         )
+        medians.append(median)
+    return medians
 
 
 def main() -> None:
@@ -154,11 +160,20 @@ def main() -> None:
         "--sizes", default="0,2000,24000", help="history sizes, the first is the reference"
     )
     parser.add_argument("--calls", type=int, default=300, help="checks timed per size")
+    _summary.add_option(parser)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"{'database':8} {'history':>8} {'counted':>8} {'median ms':>10} {'ratio':>8}")
     for kind in ["sqlite", "postgres"] if args.db == "both" else [args.db]:
-        run(kind, sizes, args.calls)
+        medians = run(kind, sizes, args.calls)
+        figure = _summary.Figure(
+            name=f"acknowledgment limit's check, {kind}",
+            value=f"{_summary.ms(medians[-1])} at {sizes[-1]:,} past acks",
+            reference=f"{_summary.ms(medians[0])} at {sizes[0]:,}",
+            target=f"the same at any history (<= {SAME_COST}x)",
+            met=medians[-1] <= SAME_COST * medians[0],
+        )
+        _summary.record(args.summary, figure)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 
 import _profile  # noqa: E402
+import _summary  # noqa: E402
 import redis  # noqa: E402
 from _load import process_seconds, sender_addresses  # noqa: E402
 from _server import free_port  # noqa: E402
@@ -624,6 +625,39 @@ def print_throughput(results: dict[tuple[str, int], list[Run]], sessions: list[i
             )
 
 
+def summarise_throughput(results: dict[tuple[str, int], list[Run]], path: str | None) -> None:
+    """One figure per database and concurrency: the door's rate beside the sink's."""
+    for (target, conc), runs in results.items():
+        if target == "bare" or ("bare", conc) not in results:
+            continue
+        door, bare = median_run(runs).rate, median_run(results[("bare", conc)]).rate
+        ratio = door / bare
+        _summary.record(
+            path,
+            _summary.Figure(
+                name=f"SMTP door, 1 listener, {target}, {conc} sessions",
+                value=f"{door:,.0f} msgs/s = {ratio:.2f}x",
+                reference=f"bare aiosmtpd sink {bare:,.0f} msgs/s",
+                target=f">= {TARGET_RATIO}x the sink",
+                met=ratio >= TARGET_RATIO,
+            ),
+        )
+
+
+def summarise_acks(results: dict[str, AckResult], path: str | None) -> None:
+    for name, r in results.items():
+        _summary.record(
+            path,
+            _summary.Figure(
+                name=f"250 to acknowledgment at 100 msgs/s, {name}",
+                value=f"p50 {_summary.ms(r.p50 * 1000)}, p99 {_summary.ms(r.p99 * 1000)}",
+                reference=f"{r.send_rate:.0f} 250s/s offered; workers sustained {r.ack_rate:.0f}/s",
+                target=f"p99 < {TARGET_ACK_P99:g} s",
+                met=r.p99 < TARGET_ACK_P99,
+            ),
+        )
+
+
 def print_acks(results: dict[str, AckResult], seconds: float, workers: int) -> None:
     print(
         f"\nAcknowledgment latency (offered 100 msgs/s open loop, 4 sessions, for {seconds:g} s;"
@@ -698,6 +732,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "database and view) and print its hot functions",
     )
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    _summary.add_option(parser)
     args = parser.parse_args(argv)
     args.messages = args.messages or (300 if args.quick else 3000)
     args.repeat = args.repeat or (1 if args.quick else 3)
@@ -768,11 +803,13 @@ def main(argv: list[str] | None = None) -> None:
         if not args.skip_throughput:
             results = throughput(bench, ["bare", *db_names])
             print_throughput(results, args.session_counts)
+            summarise_throughput(results, args.summary)
         if args.profile:
             print_profiles(bench, db_names)
         if not args.skip_acks:
             results = {name: measure_acks(bench, name) for name in db_names}
             print_acks(results, args.ack_seconds, args.workers)
+            summarise_acks(results, args.summary)
         keep = bool(os.environ.get("BENCH_KEEP_LOGS"))
     finally:
         for databases_of_one in databases.values():

@@ -27,6 +27,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
+import _summary  # noqa: E402
 from _load import sender_addresses  # noqa: E402
 from _server import free_port  # noqa: E402
 from smtp_intake import CONFIG, PYTHON, REDIS_URL, ROOT, flush_redis, seed_contacts  # noqa: E402
@@ -127,6 +128,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=32)
     parser.add_argument("--message-mib", type=int, default=24)
     parser.add_argument("--oversized-mb", type=int, default=200)
+    _summary.add_option(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-smtp-memory-") as folder:
         url = f"sqlite:///{folder}/intake.db"
@@ -184,6 +186,18 @@ def main() -> None:
                 f"(+{oversized.peak - after_large:.0f} over before); {sent_mb:.0f} MB sent; "
                 f"answer {answer!r}"
             )
+            large_figure = _summary.Figure(
+                name=f"SMTP process memory, {args.sessions} x {args.message_mib} MiB at once",
+                value=f"peak {large.peak:,.0f} MiB; {accepted} got 250",
+                reference=f"{baseline:,.0f} MiB after one small message",
+            )
+            _summary.record(args.summary, large_figure)
+            oversized_figure = _summary.Figure(
+                name=f"SMTP process memory, {args.oversized_mb} MB without SIZE",
+                value=f"peak {oversized.peak:,.0f} MiB; answer {answer.split()[0]}",
+                reference=f"{after_large:,.0f} MiB before it",
+            )
+            _summary.record(args.summary, oversized_figure)
         finally:
             door.terminate()
             door.wait(timeout=30)

@@ -40,6 +40,7 @@ if str(ROOT) not in sys.path:
 
 import psycopg  # noqa: E402
 
+from bench import _summary  # noqa: E402
 from bench.load_requests import Plan, load  # noqa: E402
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -251,6 +252,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=8, help="waitress threads")
     parser.add_argument("--keep", action="store_true", help="keep the database it loaded")
+    _summary.add_option(parser)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk")
@@ -262,10 +264,28 @@ def main() -> None:
         }
         print(f"load average before: {_load()}")
         print(f"\n{'target':<20} {'c':>3}  {'p50 ms':>8}  {'p99 ms':>8}  {'req/s':>8}")
-        measure(base, headers, args)
+        rows = measure(base, headers, args)
         print(
             f"\nload average after: {_load()} (2 cores: wrk, intake web and PostgreSQL share them)"
         )
+        summarise(rows, args)
+
+
+def summarise(rows: list[tuple], args: argparse.Namespace) -> None:
+    """Each page at the most connections measured."""
+    most = max(args.connections)
+    size = "the given database" if args.database_url else f"{args.requests:,} requests"
+    for name, connections, p50, p99, rps in rows:
+        if connections != most:
+            continue
+        figure = _summary.Figure(
+            name=f"{name}, {connections} connections",
+            value=f"p50 {_summary.ms(p50)}, p99 {_summary.ms(p99)}",
+            reference=f"{size} in PostgreSQL; {rps:,.0f} req/s",
+            target=f"p99 < {TARGET_P99_MS:.0f} ms",
+            met=p99 < TARGET_P99_MS,
+        )
+        _summary.record(args.summary, figure)
 
 
 if __name__ == "__main__":
