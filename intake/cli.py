@@ -1,4 +1,4 @@
-"""The ``intake`` command: every process and administrative task of the gateway (CONTRACT §2).
+"""The ``intake`` command: every process and administrative task of the gateway.
 
 This module is the composition root: it alone wires settings, database, queue and the doors
 together, so it imports from every layer.

@@ -1,6 +1,6 @@
 """Settings: built-in defaults, then the TOML file, then the environment, into one frozen object.
 
-A bad value stops start-up with one sentence naming the key (see CONTRACT §3).
+A bad value stops start-up with one sentence naming the key (see the README's Configuration).
 """
 
 from __future__ import annotations

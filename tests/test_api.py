@@ -1,4 +1,4 @@
-"""The read side of the JSON API (CONTRACT §7) and the voice placeholders, through Flask's test
+"""The read side of the JSON API and the voice placeholders, through Flask's test
 client against real databases (SQLite and PostgreSQL) and a real Redis."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The JSON API's write side, ``/metrics`` and the OpenAPI document (CONTRACT §7), through
+"""The JSON API's write side, ``/metrics`` and the OpenAPI document, through
 Flask's test client on SQLite and PostgreSQL, with a real Redis, a real RQ worker and a real
 relay for the acknowledgment of a released message."""
 

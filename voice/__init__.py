@@ -1,4 +1,4 @@
-"""The phone door: a Twilio IVR under ``/voice`` (CONTRACT §8).
+"""The phone door: a Twilio IVR under ``/voice``.
 
 A caller is identified (caller ID, or registered number and PIN), checked against the same
 entitlement rules as mail, chooses a severity (keys or speech), describes the problem in a

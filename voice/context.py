@@ -92,7 +92,7 @@ def voice_context() -> VoiceContext:
 
 
 def twilio_configured(settings: Settings) -> bool:
-    """Whether all three Twilio settings are given (CONTRACT §3: else the routes answer 503)."""
+    """Whether all three Twilio settings are given (else the routes answer 503)."""
     return all(
         (settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_phone_number)
     )

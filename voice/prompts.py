@@ -1,4 +1,4 @@
-"""The words the caller hears (CONTRACT §8): short sentences that name the keys to press.
+"""The words the caller hears: short sentences that name the keys to press.
 
 Kept apart from the TwiML so the wording can be read, reviewed and changed in one place.
 """

@@ -1,4 +1,4 @@
-"""Which requests are Twilio's: every voice route checks ``X-Twilio-Signature`` (CONTRACT §8).
+"""Which requests are Twilio's: every voice route checks ``X-Twilio-Signature``.
 
 Twilio signs the URL it requested, which is the public one (``INTAKE_PUBLIC_URL``, say
 ``https://support.example.com``), while behind a TLS-terminating proxy the app sees

@@ -1,4 +1,4 @@
-"""The JSON API under ``/api`` (CONTRACT §7), read side: health, requests and the intake log.
+"""The JSON API under ``/api``, read side: health, requests and the intake log.
 
 Every route but ``/api/health`` needs an API token or a staff session. Every error under
 ``/api`` is JSON: ``{"error": {"code": "...", "message": "..."}}`` (see web.errors). The write

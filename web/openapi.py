@@ -1,4 +1,4 @@
-"""``GET /api/openapi.json``: the OpenAPI 3.1 document of the JSON API (CONTRACT §7).
+"""``GET /api/openapi.json``: the OpenAPI 3.1 document of the JSON API.
 
 Written by hand beside the routes it describes; the contract test (tests/test_api_contract.py)
 drives the running app from this document with schemathesis, so a route that answers other

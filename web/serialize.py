@@ -1,4 +1,4 @@
-"""Model rows to the JSON shapes of CONTRACT §7. Times are ISO 8601 with their UTC offset.
+"""Model rows to the JSON shapes of the API. Times are ISO 8601 with their UTC offset.
 
 The functions read relationships (customer, contact and its addresses, events); callers load
 those eagerly, so serialising a page of requests costs no extra queries.

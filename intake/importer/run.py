@@ -1,4 +1,4 @@
-"""``intake import``: create or update customers and contacts from a TOML file (CONTRACT §4).
+"""``intake import``: create or update customers and contacts from a TOML file.
 
 Every row is checked, against the file and the database, before anything is written; all
 problems are reported together, each with the line where its table starts. Then everything is

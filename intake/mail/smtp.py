@@ -1,6 +1,6 @@
-"""The SMTP door (aiosmtpd): replies per CONTRACT §5, and 250 only once the message and its
-outcome are committed. Parsing and database work run in the recorder's thread (group commit),
-off the event loop.
+"""The SMTP door (aiosmtpd): the replies the README's SMTP conversation lists, and 250 only
+once the message and its outcome are committed. Parsing and database work run in the
+recorder's thread (group commit), off the event loop.
 
 Hardening: the idle timeout is sized for the size limit and a session lives an hour at most
 (both end with a 421); each command has a budget per session, the recipients one per message;

@@ -1,4 +1,4 @@
-"""The acknowledgment mail (CONTRACT §6): threaded to the original, marked auto-replied, stating
+"""The acknowledgment mail: threaded to the original, marked auto-replied, stating
 the severity, the response goal, when it falls due, and a signed link to the request's status.
 Its Message-ID and its Reply-To carry the request number with an HMAC tag, so a reply finds its
 request without trusting anything the replier could have guessed."""

@@ -1,7 +1,7 @@
 """Who may open a request: contacts looked up by address (or id), and the entitlement rules.
 
 A sender may open a request when it is a registered, active contact of a customer whose support
-period covers today; end users only for platform and recording problems (CONTRACT §6).
+period covers today; end users only for platform and recording problems.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ UNVERIFIED_REFUSAL = (
 
 @dataclass(frozen=True)
 class Refusal:
-    reason: str  # a reason code of CONTRACT §7
+    reason: str  # a reason code of the intake log
     sentence: str  # the precise reason and what to do: for staff, and for a verified sender
 
     def told(self, sender_verified: bool) -> str:

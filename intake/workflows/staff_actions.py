@@ -38,8 +38,7 @@ def change_severity(
     by: str,
     now: dt.datetime | None = None,
 ) -> ServiceRequest:
-    """Set a new severity with its justification; the response goal counts from now
-    (CONTRACT §6)."""
+    """Set a new severity with its justification; the response goal counts from now."""
     now = now or utcnow()
     request = request_for_update(session, request_id)
     justification = required_text(justification, "justification")

@@ -1,0 +1,327 @@
+"""The gateway beside a help desk a support team would otherwise run: the same messages, end to
+end on both sides (mail in, request or ticket open, acknowledgment at the relay).
+
+    .venv/bin/python bench/peers.py [--messages 500] [--repeat 3] [--summary FILE]
+
+django-helpdesk (HELPDESK_VERSION, installed from PyPI with pip into a virtualenv of its own
+under BENCH_PEERS_DIR, by default ~/.cache/intake-bench-peers, made on the first run) reads
+the messages from a local mail directory with its `get_email` command into SQLite: a ticket
+for each, and the submitter's acknowledgment mailed to a relay run here. Its time runs from
+starting the command to the last acknowledgment at the relay, so it includes the command's
+start-up, which is measured apart on an empty directory and printed beside it.
+
+The gateway runs as `intake run` runs it on its embedded defaults (SQLite, one SMTP listener,
+one worker, the web server, the embedded Redis) and gets the same messages over SMTP from 4
+sessions. Its senders are registered contacts; sender checks are off, because the messages
+carry no signatures (django-helpdesk checks none either). Its time runs from the first
+message sent to the last acknowledgment at the relay, after one warm-up message.
+
+Runs alternate (helpdesk, gateway, helpdesk, ...) and the table shows medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import shutil
+import smtplib
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))
+
+import _summary  # noqa: E402
+from _load import make_message, sender_addresses  # noqa: E402
+from _server import free_port  # noqa: E402
+from smtp_intake import (  # noqa: E402
+    CONFIG,
+    PYTHON,
+    ROOT,
+    AckRecorder,
+    relay,
+    seed_contacts,
+    stop_process,
+)
+
+from intake.store.db import upgrade  # noqa: E402
+
+HELPDESK_VERSION = "2.6.1"
+PEERS_DIR = Path(os.environ.get("BENCH_PEERS_DIR", Path.home() / ".cache/intake-bench-peers"))
+SESSIONS = 4
+TARGET_TIMES = 20.0
+ACK_WAIT = 120.0  # seconds without a new acknowledgment before a run gives up
+
+HELPDESK_SETTINGS = """\
+SECRET_KEY = "benchmark-only-" + "x" * 40
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+INSTALLED_APPS = [
+    "django.contrib.admin", "django.contrib.auth", "django.contrib.contenttypes",
+    "django.contrib.sessions", "django.contrib.messages", "django.contrib.staticfiles",
+    "django.contrib.sites", "django.contrib.humanize", "rest_framework", "helpdesk",
+]
+HELPDESK_TEAMS_MODE_ENABLED = False  # pinax-teams is an extra the desk does not need
+SITE_ID = 1
+DATABASES = {{"default": {{"ENGINE": "django.db.backends.sqlite3", "NAME": "{database}"}}}}
+ROOT_URLCONF = "urls"
+USE_TZ = True
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+EMAIL_HOST = "127.0.0.1"
+EMAIL_PORT = {relay_port}
+DEFAULT_FROM_EMAIL = "support@intake.localhost"
+TEMPLATES = [{{
+    "BACKEND": "django.template.backends.django.DjangoTemplates",
+    "APP_DIRS": True,
+    "OPTIONS": {{"context_processors": [
+        "django.template.context_processors.request",
+        "django.contrib.auth.context_processors.auth",
+        "django.contrib.messages.context_processors.messages",
+    ]}},
+}}]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+STATIC_URL = "/static/"
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+"""
+HELPDESK_URLS = """\
+from django.urls import include, path
+
+urlpatterns = [path("helpdesk/", include("helpdesk.urls", namespace="helpdesk"))]
+"""
+HELPDESK_QUEUE = """\
+from helpdesk.models import Queue
+
+Queue.objects.create(
+    title="Support", slug="support", email_address="support@intake.localhost",
+    allow_email_submission=True, email_box_type="local", email_box_local_dir={mail_dir!r},
+    email_box_interval=0,
+)
+"""
+
+
+def messages(count: int) -> list[bytes]:
+    """The benchmark's usual ~4 KB messages from the 50 senders, as plain RFC 5322 bytes."""
+    senders, run = sender_addresses(), uuid.uuid4().hex[:8]
+    out = []
+    for i in range(count):
+        _, wire = make_message(i, run, senders[i % len(senders)])
+        out.append(wire.removesuffix(b".\r\n").replace(b"\r\n..", b"\r\n."))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# django-helpdesk.
+
+
+def helpdesk_python() -> Path:
+    """The virtualenv with django-helpdesk, made and filled from PyPI the first time."""
+    venv = PEERS_DIR / f"django-helpdesk-{HELPDESK_VERSION}"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        print(f"installing django-helpdesk {HELPDESK_VERSION} into {venv} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(python), "-m", "pip", "install", "-q", f"django-helpdesk=={HELPDESK_VERSION}"]
+        subprocess.run(pip, check=True)
+    return python
+
+
+class Helpdesk:
+    """A Django project with django-helpdesk on SQLite, its queue reading ``mail_dir``."""
+
+    def __init__(self, python: Path, workdir: Path, relay_port: int) -> None:
+        self.python, self.dir = python, workdir / f"helpdesk-{uuid.uuid4().hex[:6]}"
+        self.mail_dir = self.dir / "mail"
+        self.database = self.dir / "helpdesk.sqlite3"
+        self.mail_dir.mkdir(parents=True)
+        settings = HELPDESK_SETTINGS.format(database=self.database, relay_port=relay_port)
+        (self.dir / "settings.py").write_text(settings)
+        (self.dir / "urls.py").write_text(HELPDESK_URLS)
+        self.django("migrate", "-v0")
+        self.django("shell", stdin=HELPDESK_QUEUE.format(mail_dir=str(self.mail_dir)))
+
+    def django(self, *args: str, stdin: str | None = None) -> None:
+        env = dict(os.environ) | {"DJANGO_SETTINGS_MODULE": "settings", "PYTHONPATH": str(self.dir)}
+        command = [str(self.python), "-m", "django", *args]
+        subprocess.run(
+            command, cwd=self.dir, env=env, input=stdin, text=True, check=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def drop_mail(self, wires: list[bytes]) -> None:
+        for i, wire in enumerate(wires):
+            (self.mail_dir / f"{i:05d}.eml").write_bytes(wire)
+
+    def tickets(self) -> int:
+        with sqlite3.connect(self.database) as conn:
+            return int(conn.execute("SELECT count(*) FROM helpdesk_ticket").fetchone()[0])
+
+
+def measure_helpdesk(python: Path, wires: list[bytes], workdir: Path) -> tuple[float, float]:
+    """Messages per second end to end, and the `get_email` start-up on an empty directory."""
+    with relay() as (recorder, port):
+        desk = Helpdesk(python, workdir, port)
+        started = time.monotonic()
+        desk.django("get_email")
+        startup = time.monotonic() - started
+        desk.drop_mail(wires)
+        started = time.monotonic()
+        desk.django("get_email")
+        last = wait_for_acks(recorder, len(wires))
+        opened = desk.tickets()
+    shutil.rmtree(desk.dir, ignore_errors=True)
+    if opened != len(wires):
+        raise RuntimeError(f"django-helpdesk opened {opened} tickets for {len(wires)} messages")
+    return len(wires) / (last - started), startup
+
+
+# ---------------------------------------------------------------------------------------------
+# The gateway.
+
+
+def measure_gateway(wires: list[bytes], workdir: Path) -> float:
+    home = workdir / f"gateway-{uuid.uuid4().hex[:6]}"
+    home.mkdir()
+    url = f"sqlite:///{home / 'intake.db'}"
+    upgrade(url)
+    seed_contacts(url)
+    smtp_port = free_port()
+    with relay() as (recorder, relay_port):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")} | {
+            "INTAKE_CONFIG": str(CONFIG),
+            "INTAKE_DATABASE_URL": url,
+            "INTAKE_VAR_DIR": str(home / "var"),
+            "INTAKE_SECRET_KEY": "benchmark-secret-key-of-at-least-32-bytes",
+            "INTAKE_SENDER_AUTH": "off",
+            "INTAKE_OUTBOUND_SMTP_URL": f"smtp://127.0.0.1:{relay_port}",
+            "INTAKE_SMTP_PORT": str(smtp_port),
+            "INTAKE_WEB_PORT": str(free_port()),
+        }
+        with (home / "run.log").open("ab") as log:
+            gateway = subprocess.Popen(
+                [PYTHON, "-m", "intake", "run"], cwd=ROOT, env=env, stdout=log, stderr=log
+            )
+        try:
+            send_all(smtp_port, messages(1), timeout=120)  # warm-up: every process is up
+            wait_for_acks(recorder, 1)
+            before = recorder.count()
+            started = time.monotonic()
+            send_all(smtp_port, wires, timeout=120)
+            last = wait_for_acks(recorder, before + len(wires))
+        finally:
+            stop_process(gateway)
+    shutil.rmtree(home, ignore_errors=True)
+    return len(wires) / (last - started)
+
+
+def send_all(port: int, wires: list[bytes], timeout: float) -> None:
+    """Every message over SMTP from SESSIONS sessions at once; each must get a 250."""
+    waiting: queue.Queue[bytes] = queue.Queue()
+    for wire in wires:
+        waiting.put(wire)
+    errors: list[BaseException] = []
+
+    def session() -> None:
+        try:
+            with connect(port, timeout) as client:
+                while True:
+                    try:
+                        wire = waiting.get_nowait()
+                    except queue.Empty:
+                        return
+                    sender = sender_of(wire)
+                    client.sendmail(sender, ["support@intake.localhost"], wire)
+        except BaseException as exc:  # reported below, in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=session) for _ in range(SESSIONS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def connect(port: int, timeout: float) -> smtplib.SMTP:
+    """A session with the door, waiting for it to listen (`intake run` is starting)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return smtplib.SMTP("127.0.0.1", port, timeout=timeout)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def sender_of(wire: bytes) -> str:
+    head = wire.split(b"\r\n\r\n", 1)[0].decode()
+    line = next(line for line in head.split("\r\n") if line.startswith("From:"))
+    return line.rsplit("<", 1)[1].rstrip(">")
+
+
+def wait_for_acks(recorder: AckRecorder, expected: int) -> float:
+    """The monotonic time the ``expected``-th acknowledgment arrived at the relay."""
+    seen, quiet_since = 0, time.monotonic()
+    while (count := recorder.count()) < expected:
+        if count != seen:
+            seen, quiet_since = count, time.monotonic()
+        if time.monotonic() - quiet_since > ACK_WAIT:
+            raise RuntimeError(f"{count} of {expected} acknowledgments arrived")
+        time.sleep(0.02)
+    with recorder.lock:
+        return recorder.arrivals[expected - 1][1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Main.
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=500)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per side (medians)")
+    _summary.add_option(parser)
+    args = parser.parse_args()
+    python = helpdesk_python()
+    wires = messages(args.messages)
+    helpdesk, startups, gateway = [], [], []
+    with tempfile.TemporaryDirectory(prefix="bench-peers-") as folder:
+        workdir = Path(folder)
+        for _ in range(args.repeat):
+            rate, startup = measure_helpdesk(python, wires, workdir)
+            helpdesk.append(rate)
+            startups.append(startup)
+            print(f"  django-helpdesk: {rate:,.1f} msgs/s (start-up {startup:.2f} s)", flush=True)
+            gateway.append(measure_gateway(wires, workdir))
+            print(f"  gateway (intake run): {gateway[-1]:,.1f} msgs/s", flush=True)
+    theirs, ours = statistics.median(helpdesk), statistics.median(gateway)
+    runs = f"medians of {args.repeat} runs; {os.cpu_count()} cores"
+    print(f"\n{args.messages} messages, end to end, {runs}")
+    print(f"django-helpdesk {HELPDESK_VERSION} get_email: {theirs:,.1f} msgs/s "
+          f"(its start-up {statistics.median(startups):.2f} s included)")  # fmt: skip
+    print(f"gateway, intake run's embedded defaults: {ours:,.1f} msgs/s = {ours / theirs:.1f}x")
+    figure = _summary.Figure(
+        name=f"end to end, {args.messages} messages, intake run (SQLite)",
+        value=f"{ours:,.0f} msgs/s = {ours / theirs:.1f}x",
+        reference=f"django-helpdesk {HELPDESK_VERSION} get_email {theirs:,.1f} msgs/s",
+        target=f">= {TARGET_TIMES:g}x django-helpdesk",
+        met=ours / theirs >= TARGET_TIMES,
+    )
+    _summary.record(args.summary, figure)
+
+
+if __name__ == "__main__":
+    main()
