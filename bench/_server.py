@@ -64,6 +64,7 @@ def gateway_server(args: argparse.Namespace, port: int) -> tuple[Any, list]:
             "sender_auth": args.sender_auth,
             "dns_resolver": args.dns_resolver,
             "ack_limit": "1000000/hour",
+            "smtp_max_sessions_per_ip": 200,  # every client session comes from 127.0.0.1
         },
     )
     setup_logging(settings.log_level, settings.log_format, "smtp")
