@@ -40,7 +40,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
 import _summary  # noqa: E402
-from _load import make_message, sender_addresses  # noqa: E402
+from _load import build_messages  # noqa: E402
 from _server import free_port  # noqa: E402
 from smtp_intake import (  # noqa: E402
     CONFIG,
@@ -50,6 +50,7 @@ from smtp_intake import (  # noqa: E402
     relay,
     seed_contacts,
     stop_process,
+    wait_for_acks,
 )
 
 from intake.store.db import upgrade  # noqa: E402
@@ -111,14 +112,13 @@ Queue.objects.create(
 """
 
 
-def messages(count: int) -> list[bytes]:
-    """The benchmark's usual ~4 KB messages from the 50 senders, as plain RFC 5322 bytes."""
-    senders, run = sender_addresses(), uuid.uuid4().hex[:8]
-    out = []
-    for i in range(count):
-        _, wire = make_message(i, run, senders[i % len(senders)])
-        out.append(wire.removesuffix(b".\r\n").replace(b"\r\n..", b"\r\n."))
-    return out
+def messages(count: int) -> list[tuple[str, bytes]]:
+    """The benchmark's usual ~4 KB messages from the 50 senders: (sender, plain RFC 5322
+    bytes), undoing the SMTP dot-stuffing and final dot of the load client's wire form."""
+    return [
+        (sender, wire.removesuffix(b".\r\n").replace(b"\r\n..", b"\r\n."))
+        for sender, _, wire in build_messages(count, uuid.uuid4().hex[:8])
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,8 +159,8 @@ class Helpdesk:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
 
-    def drop_mail(self, wires: list[bytes]) -> None:
-        for i, wire in enumerate(wires):
+    def drop_mail(self, mails: list[tuple[str, bytes]]) -> None:
+        for i, (_, wire) in enumerate(mails):
             (self.mail_dir / f"{i:05d}.eml").write_bytes(wire)
 
     def tickets(self) -> int:
@@ -168,29 +168,31 @@ class Helpdesk:
             return int(conn.execute("SELECT count(*) FROM helpdesk_ticket").fetchone()[0])
 
 
-def measure_helpdesk(python: Path, wires: list[bytes], workdir: Path) -> tuple[float, float]:
+def measure_helpdesk(
+    python: Path, mails: list[tuple[str, bytes]], workdir: Path
+) -> tuple[float, float]:
     """Messages per second end to end, and the `get_email` start-up on an empty directory."""
     with relay() as (recorder, port):
         desk = Helpdesk(python, workdir, port)
         started = time.monotonic()
         desk.django("get_email")
         startup = time.monotonic() - started
-        desk.drop_mail(wires)
+        desk.drop_mail(mails)
         started = time.monotonic()
         desk.django("get_email")
-        last = wait_for_acks(recorder, len(wires))
+        last = arrival_of(recorder, len(mails))
         opened = desk.tickets()
     shutil.rmtree(desk.dir, ignore_errors=True)
-    if opened != len(wires):
-        raise RuntimeError(f"django-helpdesk opened {opened} tickets for {len(wires)} messages")
-    return len(wires) / (last - started), startup
+    if opened != len(mails):
+        raise RuntimeError(f"django-helpdesk opened {opened} tickets for {len(mails)} messages")
+    return len(mails) / (last - started), startup
 
 
 # ---------------------------------------------------------------------------------------------
 # The gateway.
 
 
-def measure_gateway(wires: list[bytes], workdir: Path) -> float:
+def measure_gateway(mails: list[tuple[str, bytes]], workdir: Path) -> float:
     home = workdir / f"gateway-{uuid.uuid4().hex[:6]}"
     home.mkdir()
     url = f"sqlite:///{home / 'intake.db'}"
@@ -214,22 +216,22 @@ def measure_gateway(wires: list[bytes], workdir: Path) -> float:
             )
         try:
             send_all(smtp_port, messages(1), timeout=120)  # warm-up: every process is up
-            wait_for_acks(recorder, 1)
+            arrival_of(recorder, 1)
             before = recorder.count()
             started = time.monotonic()
-            send_all(smtp_port, wires, timeout=120)
-            last = wait_for_acks(recorder, before + len(wires))
+            send_all(smtp_port, mails, timeout=120)
+            last = arrival_of(recorder, before + len(mails))
         finally:
             stop_process(gateway)
     shutil.rmtree(home, ignore_errors=True)
-    return len(wires) / (last - started)
+    return len(mails) / (last - started)
 
 
-def send_all(port: int, wires: list[bytes], timeout: float) -> None:
+def send_all(port: int, mails: list[tuple[str, bytes]], timeout: float) -> None:
     """Every message over SMTP from SESSIONS sessions at once; each must get a 250."""
-    waiting: queue.Queue[bytes] = queue.Queue()
-    for wire in wires:
-        waiting.put(wire)
+    waiting: queue.Queue[tuple[str, bytes]] = queue.Queue()
+    for mail in mails:
+        waiting.put(mail)
     errors: list[BaseException] = []
 
     def session() -> None:
@@ -237,10 +239,9 @@ def send_all(port: int, wires: list[bytes], timeout: float) -> None:
             with connect(port, timeout) as client:
                 while True:
                     try:
-                        wire = waiting.get_nowait()
+                        sender, wire = waiting.get_nowait()
                     except queue.Empty:
                         return
-                    sender = sender_of(wire)
                     client.sendmail(sender, ["support@intake.localhost"], wire)
         except BaseException as exc:  # reported below, in the main thread
             errors.append(exc)
@@ -266,22 +267,12 @@ def connect(port: int, timeout: float) -> smtplib.SMTP:
             time.sleep(0.2)
 
 
-def sender_of(wire: bytes) -> str:
-    head = wire.split(b"\r\n\r\n", 1)[0].decode()
-    line = next(line for line in head.split("\r\n") if line.startswith("From:"))
-    return line.rsplit("<", 1)[1].rstrip(">")
-
-
-def wait_for_acks(recorder: AckRecorder, expected: int) -> float:
+def arrival_of(recorder: AckRecorder, expected: int) -> float:
     """The monotonic time the ``expected``-th acknowledgment arrived at the relay."""
-    seen, quiet_since = 0, time.monotonic()
-    while (count := recorder.count()) < expected:
-        if count != seen:
-            seen, quiet_since = count, time.monotonic()
-        if time.monotonic() - quiet_since > ACK_WAIT:
-            raise RuntimeError(f"{count} of {expected} acknowledgments arrived")
-        time.sleep(0.02)
+    wait_for_acks(recorder, expected, ACK_WAIT)
     with recorder.lock:
+        if len(recorder.arrivals) < expected:
+            raise RuntimeError(f"{len(recorder.arrivals)} of {expected} acknowledgments arrived")
         return recorder.arrivals[expected - 1][1]
 
 
@@ -296,16 +287,16 @@ def main() -> None:
     _summary.add_option(parser)
     args = parser.parse_args()
     python = helpdesk_python()
-    wires = messages(args.messages)
+    mails = messages(args.messages)
     helpdesk, startups, gateway = [], [], []
     with tempfile.TemporaryDirectory(prefix="bench-peers-") as folder:
         workdir = Path(folder)
         for _ in range(args.repeat):
-            rate, startup = measure_helpdesk(python, wires, workdir)
+            rate, startup = measure_helpdesk(python, mails, workdir)
             helpdesk.append(rate)
             startups.append(startup)
             print(f"  django-helpdesk: {rate:,.1f} msgs/s (start-up {startup:.2f} s)", flush=True)
-            gateway.append(measure_gateway(wires, workdir))
+            gateway.append(measure_gateway(mails, workdir))
             print(f"  gateway (intake run): {gateway[-1]:,.1f} msgs/s", flush=True)
     theirs, ours = statistics.median(helpdesk), statistics.median(gateway)
     runs = f"medians of {args.repeat} runs; {os.cpu_count()} cores"
