@@ -45,7 +45,7 @@ def bare_server(port: int) -> tuple[Any, list]:
 
 def gateway_server(args: argparse.Namespace, port: int) -> tuple[Any, list]:
     """The SmtpDoor with the real pipeline, database and Redis queue (as in `intake smtp`)."""
-    from intake.jobs.batch import enqueue_intakes_quietly
+    from intake.jobs.batch import Gatherer
     from intake.jobs.queue import connect_redis, make_queue
     from intake.jobs.runtime import build_runtime, install
     from intake.logs import setup_logging
@@ -70,15 +70,15 @@ def gateway_server(args: argparse.Namespace, port: int) -> tuple[Any, list]:
     setup_logging(settings.log_level, settings.log_format, "smtp")
     rt = build_runtime(settings)
     install(rt)
-    queue = make_queue(rt.settings, connect_redis(rt.settings))
+    gatherer = Gatherer(make_queue(rt.settings, connect_redis(rt.settings)))
     door = SmtpDoor(
         rt.settings,
         rt.db,
-        lambda ids: enqueue_intakes_quietly(queue, ids),
+        gatherer,
         host="127.0.0.1",
         port=port,
     )
-    return door, [rt.db.dispose]
+    return door, [gatherer.close, rt.db.dispose]
 
 
 def wait_until_told_to_stop() -> None:

@@ -341,7 +341,7 @@ def smtp(
     the kernel spreads the connections among them), restarts one that dies or is stuck, and
     stops them all on SIGTERM or Ctrl-C. Each reports its liveness under $INTAKE_VAR_DIR/run/.
     """
-    from intake.jobs.batch import enqueue_intakes_quietly
+    from intake.jobs.batch import Gatherer
     from intake.jobs.queue import connect_redis, make_queue
     from intake.mail.smtp import SmtpDoor
     from intake.ops.health import record_heartbeat
@@ -355,11 +355,11 @@ def smtp(
         return
     rt = _migrated_runtime(ctx)
     connection = connect_redis(rt.settings)
-    queue = make_queue(rt.settings, connection)
+    gatherer = Gatherer(make_queue(rt.settings, connection))
     door = SmtpDoor(
         rt.settings,
         rt.db,
-        lambda ids: enqueue_intakes_quietly(queue, ids),
+        gatherer,
         host=host,
         port=port,
         reuse_port=shared_port,
@@ -381,6 +381,7 @@ def smtp(
 
     _wait_for_signal(LivenessReporter(door.liveness, heartbeat, liveness_file).tick)
     door.stop()
+    gatherer.close()
 
 
 def _run_smtp_listeners(

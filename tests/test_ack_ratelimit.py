@@ -9,7 +9,7 @@ import datetime as dt
 from sqlalchemy import insert
 from sqlalchemy import text as sql_text
 
-from intake.outbox.ratelimit import ack_budget
+from intake.outbox.ratelimit import ack_budget, budget_in_transaction, read_budgets, take
 from intake.store.db import Database
 from intake.store.models import IntakeRecord, OutboxMessage, utcnow
 from tests.helpers import explain, selects_sent
@@ -75,6 +75,37 @@ def test_counting_stops_at_the_limit(db: Database) -> None:
         generous = ack_budget(session, ADA, (50, HOUR), verified=True)
     assert (budget.sent, budget.exhausted) == (20, True)
     assert (generous.sent, generous.exhausted) == (25, False)
+
+
+def test_a_transaction_reads_an_address_once_and_counts_what_it_took(db: Database) -> None:
+    add_acks(db, ADA, 5, age=dt.timedelta(minutes=1), verified=True)
+    limit = (20, HOUR)
+    with db.transaction() as session, selects_sent(db) as selects:
+        first = budget_in_transaction(session, ADA, limit, verified=True)
+        take(session, first, limit)
+        again = budget_in_transaction(session, ADA, limit, verified=True)
+        other_kind = budget_in_transaction(session, ADA, limit, verified=False)
+    assert (first.sent, again.sent, other_kind.sent) == (5, 6, 0)
+    assert len(selects) == 2  # one for each kind of sender, none for the second look
+    with db.transaction() as session:  # a new transaction reads afresh
+        assert budget_in_transaction(session, ADA, limit, verified=True).sent == 5
+
+
+def test_a_batch_reads_the_budgets_of_all_its_senders_in_one_statement(db: Database) -> None:
+    add_acks(db, ADA, 7, age=dt.timedelta(minutes=10), verified=True)
+    add_acks(db, ADA, 3, age=dt.timedelta(minutes=20), verified=False)
+    add_acks(db, ADA, 40, age=dt.timedelta(hours=5), verified=True)  # outside the window
+    add_acks(db, "bob@globex.example", 25, age=dt.timedelta(minutes=5), verified=True)
+    senders = [(ADA, True), (ADA, False), ("bob@globex.example", True), ("cy@x.example", False)]
+    limit = (20, HOUR)
+    with db.transaction() as session:
+        with selects_sent(db) as selects:
+            read_budgets(session, senders, limit)
+            read = [budget_in_transaction(session, a, limit, verified=v) for a, v in senders]
+        assert len(selects) == 1
+        one_by_one = [ack_budget(session, a, limit, verified=v) for a, v in senders]
+    assert read == one_by_one
+    assert [(b.sent, b.exhausted) for b in read] == [(7, False), (3, False), (20, True), (0, False)]
 
 
 def test_the_check_reads_the_window_from_its_index(db: Database) -> None:

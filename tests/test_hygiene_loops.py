@@ -10,7 +10,9 @@ from email.message import EmailMessage
 
 import pytest
 
+from intake.jobs.batch import enqueue_intakes
 from intake.jobs.jobs import MAX_SEND_ATTEMPTS
+from intake.jobs.queue import make_queue
 from intake.settings import Settings
 from tests.helpers import Relay, make_mail
 from tests.hygiene_support import ADA, SUPPORT, Gateway, delivery_report, gateway_for, reply_to
@@ -157,3 +159,22 @@ def test_acknowledgments_are_rate_limited_per_address(
         )
         (event,) = gateway.events(requests[2].id, "acknowledgment_suppressed")
         assert event.detail == {"reason": "rate_limited", "to": ADA, "limit": "2/hour"}
+
+
+def test_one_job_finishing_mail_of_one_address_counts_its_own_acknowledgments(
+    settings: Settings, redis_url: str, relay: Relay
+) -> None:
+    """The worker reads an address's count once a batch and counts what the batch wrote."""
+    with gateway_for(settings, redis_url, relay, ack_limit="2/hour") as gateway:
+        for n in range(3):
+            gateway.send(make_mail(ADA, f"Problem {n}"))
+        gateway.redis.flushdb()  # the door's three jobs gone: one job takes the three rows
+        queue = make_queue(gateway.rt.settings, gateway.redis)
+        enqueue_intakes(queue, [r.id for r in gateway.rows()])
+        gateway.drain()
+        assert len(gateway.requests()) == 3 and len(gateway.relay.messages) == 2
+        assert [(r.outcome, r.reason) for r in gateway.rows()] == [
+            ("accepted", "new_request"),
+            ("accepted", "new_request"),
+            ("suppressed", "rate_limited"),
+        ]

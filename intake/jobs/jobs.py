@@ -20,6 +20,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from intake.jobs import runtime
 from intake.mail.bounces import skip_undeliverable
@@ -224,19 +225,29 @@ def schedule_goal_checks(queue: Queue, request_id: int) -> list[Check]:
         if request is None or request.goal_met_at is not None:
             return []
         checks = breach_watch.checks_for(request, desk.policy, desk.config)
-    for check in checks:
-        # Whole seconds, rounded up: a check never runs before its instant.
-        at = math.ceil(check.at.timestamp())
-        queue.enqueue_at(
-            dt.datetime.fromtimestamp(at, dt.UTC),
-            check_goal,
-            check.request_id,
-            check.share,
-            check.basis,
-            at,
-            **job_options(goal_check_job_id(check)),
-        )
+    enqueue_goal_checks(queue, checks)
     return checks
+
+
+def enqueue_goal_checks(queue: Queue, checks: Sequence[Check]) -> None:
+    """Schedule each check at its instant, all in one round trip to Redis."""
+    if not checks:
+        return
+    with queue.connection.pipeline() as pipe:
+        for check in checks:
+            # Whole seconds, rounded up: a check never runs before its instant.
+            at = math.ceil(check.at.timestamp())
+            queue.enqueue_at(
+                dt.datetime.fromtimestamp(at, dt.UTC),
+                check_goal,
+                check.request_id,
+                check.share,
+                check.basis,
+                at,
+                pipeline=pipe,
+                **job_options(goal_check_job_id(check)),
+            )
+        pipe.execute()
 
 
 def schedule_goal_checks_quietly(queue: Queue, request_id: int) -> None:
@@ -247,25 +258,45 @@ def schedule_goal_checks_quietly(queue: Queue, request_id: int) -> None:
         log.warning("could not schedule goal checks of #%s (the sweep will): %s", request_id, exc)
 
 
+def goal_checks_of_intakes(session: Session, intake_ids: Sequence[int]) -> list[Check]:
+    """The breach watch's checks of the requests these rows opened, read in one statement (in
+    the finishing transaction, where the requests are at hand)."""
+    rt = runtime.current()
+    desk = desk_for(rt.settings, rt.policy)
+    opened = session.scalars(
+        select(ServiceRequest)
+        .join(IntakeRecord, IntakeRecord.request_id == ServiceRequest.id)
+        .where(
+            IntakeRecord.id.in_(list(intake_ids)),
+            IntakeRecord.outcome == "accepted",
+            ServiceRequest.goal_met_at.is_(None),
+        )
+        .order_by(ServiceRequest.id)
+    ).all()
+    return [c for r in opened for c in breach_watch.checks_for(r, desk.policy, desk.config)]
+
+
 def schedule_goal_checks_of_intakes(intake_ids: Sequence[int]) -> None:
     """In an intake job: schedule the checks of the requests these rows opened."""
+    with runtime.current().db.sessions() as session:
+        checks = goal_checks_of_intakes(session, intake_ids)
+    enqueue_goal_checks_of_job(checks)
+
+
+def enqueue_goal_checks_of_job(checks: Sequence[Check]) -> None:
+    """In a job: schedule ``checks`` on the job's own Redis; when Redis is down, or outside a
+    worker, the sweep catches up."""
     from rq import get_current_job
 
     job = get_current_job()
-    if job is None:
-        return  # called outside a worker: the sweep catches up
+    if job is None or not checks:
+        return
     queue = Queue(runtime.current().settings.queue_name, connection=job.connection)
-    with runtime.current().db.sessions() as session:
-        opened = session.scalars(
-            select(IntakeRecord.request_id).where(
-                IntakeRecord.id.in_(list(intake_ids)),
-                IntakeRecord.outcome == "accepted",
-                IntakeRecord.request_id.is_not(None),
-            )
-        ).all()
-    for request_id in opened:
-        if request_id is not None:
-            schedule_goal_checks_quietly(queue, request_id)
+    try:
+        enqueue_goal_checks(queue, checks)
+    except (RedisError, OSError) as exc:
+        requests = sorted({c.request_id for c in checks})
+        log.warning("could not schedule goal checks of %s (the sweep will): %s", requests, exc)
 
 
 def watch_overdue_goals(now: dt.datetime | None = None) -> int:

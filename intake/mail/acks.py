@@ -11,7 +11,7 @@ from email.errors import MessageError
 from sqlalchemy.orm import Session
 
 from intake.outbox.acknowledgment import AckFacts
-from intake.outbox.ratelimit import ack_budget
+from intake.outbox.ratelimit import budget_in_transaction, take
 from intake.outbox.rows import acknowledgment_row
 from intake.policy import Policy
 from intake.requests.opening import add_event
@@ -31,7 +31,7 @@ def acknowledge(
     row: IntakeRecord,
 ) -> None:
     limit = settings.ack_limit_count_and_window
-    budget = ack_budget(session, row.sender, limit, verified=row.sender_verified)
+    budget = budget_in_transaction(session, row.sender, limit, verified=row.sender_verified)
     if budget.exhausted:
         why = f"{budget.explain()} (INTAKE_ACK_LIMIT {settings.ack_limit})"
         _suppress(session, request, row, "rate_limited", why, limit=settings.ack_limit)
@@ -42,6 +42,7 @@ def acknowledge(
         _suppress(session, request, row, "unsendable", f"it cannot be written: {exc}")
         return
     session.add(outbox)
+    take(session, budget, limit)
 
 
 def _suppress(

@@ -16,7 +16,6 @@ import logging
 from email.parser import BytesHeaderParser
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from intake.mail.acks import acknowledge
@@ -27,7 +26,7 @@ from intake.policy import Policy
 from intake.requests.opening import append_message, open_request
 from intake.senderauth import Verdict
 from intake.settings import Settings
-from intake.store.models import REOPENABLE, Contact, IntakeRecord, RequestEvent, ServiceRequest
+from intake.store.models import REOPENABLE, Contact, IntakeRecord, ServiceRequest
 from intake.workflows.around_the_clock import flag_missing_24x7_contact
 from intake.workflows.desk import Desk, desk_for
 from intake.workflows.follow_ups import act_on_follow_up
@@ -114,10 +113,10 @@ def _open(
         subject=row.subject,
         description=content.text[:DESCRIPTION_LIMIT],
         received_at=row.received_at,
+        created_detail=_extras(session, row, content),
     )
     row.request_id = request.id
     flag_missing_24x7_contact(session, request)
-    _describe_in_created_event(session, request, _extras(session, row, content))
     acknowledge(session, settings, policy, request=request, contact=contact, row=row)
 
 
@@ -159,17 +158,3 @@ def _extras(session: Session, row: IntakeRecord, content: MessageContent) -> dic
 def _sender_auth(row: IntakeRecord) -> dict[str, Any]:
     """The verdict on the message's sender, as the request's timeline shows it."""
     return {"auth": Verdict.from_json(row.auth).api_json()} if row.auth else {}
-
-
-def _describe_in_created_event(
-    session: Session, request: ServiceRequest, extras: dict[str, Any]
-) -> None:
-    if not extras:
-        return
-    created = session.scalars(
-        select(RequestEvent).where(
-            RequestEvent.request_id == request.id, RequestEvent.type == "created"
-        )
-    ).first()
-    if created is not None:
-        created.detail = created.detail | extras

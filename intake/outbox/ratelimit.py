@@ -13,12 +13,15 @@ mail must not use up the acknowledgments of the contact's own.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from intake.store.db import transaction_scratch
 from intake.store.models import IntakeRecord, OutboxMessage, utcnow
 
 
@@ -74,3 +77,64 @@ def ack_budget(
     )
     sent = session.scalar(select(func.count()).select_from(within))
     return AckBudget(address, sent or 0, count, window, verified)
+
+
+# Where a transaction keeps the budgets it read and the acknowledgments it wrote since.
+_TAKEN = "intake.ack_budgets"
+BudgetKey = tuple[str, bool, tuple[int, int]]
+
+
+def read_budgets(
+    session: Session, senders: Iterable[tuple[str, bool]], limit: tuple[int, int]
+) -> None:
+    """Read the budgets of several (address, verified) pairs in one statement into the
+    transaction's budgets, for a batch about to acknowledge mail from them.
+
+    The count is not capped here as :func:`ack_budget` caps it: an acknowledgment past the
+    limit is never written, so an address has at most about ``limit`` rows in the window."""
+    wanted = set(senders)
+    if not wanted:
+        return
+    count, seconds = limit
+    window = dt.timedelta(seconds=seconds)
+    counted = session.execute(
+        select(OutboxMessage.recipient, IntakeRecord.sender_verified, func.count())
+        .join(IntakeRecord, IntakeRecord.id == OutboxMessage.intake_id)
+        .where(
+            OutboxMessage.recipient.in_(sorted({address for address, _ in wanted})),
+            OutboxMessage.purpose == "acknowledgment",
+            OutboxMessage.channel == "email",
+            OutboxMessage.created_at >= utcnow() - window,
+        )
+        .group_by(OutboxMessage.recipient, IntakeRecord.sender_verified)
+    ).all()
+    sent = {(address, bool(verified)): n for address, verified, n in counted}
+    budgets = _budgets_of(session)
+    for address, verified in wanted:
+        n = min(sent.get((address, verified), 0), count)
+        budgets[(address, verified, limit)] = AckBudget(address, n, count, window, verified)
+
+
+def budget_in_transaction(
+    session: Session, address: str, limit: tuple[int, int], *, verified: bool = False
+) -> AckBudget:
+    """:func:`ack_budget`, read once per address in a transaction that acknowledges several
+    items (a worker's batch): later calls count the acknowledgments noted by :func:`take`
+    instead of asking the database again, and no call makes the session flush first."""
+    key = (address, verified, limit)
+    budgets = _budgets_of(session)
+    if key not in budgets:
+        with session.no_autoflush:  # what this transaction wrote is counted by take()
+            budgets[key] = ack_budget(session, address, limit, verified=verified)
+    return budgets[key]
+
+
+def take(session: Session, budget: AckBudget, limit: tuple[int, int]) -> None:
+    """Count one more acknowledgment to ``budget``'s address in the transaction's budgets."""
+    key = (budget.address, budget.verified, limit)
+    _budgets_of(session)[key] = dataclasses.replace(budget, sent=budget.sent + 1)
+
+
+def _budgets_of(session: Session) -> dict[BudgetKey, AckBudget]:
+    """The budgets of the session's current transaction (a new transaction starts afresh)."""
+    return transaction_scratch(session, _TAKEN)

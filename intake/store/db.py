@@ -136,6 +136,17 @@ class Database:
         self.engine.dispose()
 
 
+def transaction_scratch(session: Session, key: str) -> dict[Any, Any]:
+    """A dict that lives as long as the session's current transaction: what a transaction
+    that handles several items (a worker's batch) read once and keeps up to date itself."""
+    transaction = session.get_transaction()
+    kept = session.info.get(key)
+    if kept is None or kept[0] is not transaction:
+        kept = session.info[key] = (transaction, {})
+    scratch: dict[Any, Any] = kept[1]
+    return scratch
+
+
 def alembic_config(database_url: str) -> Any:
     from alembic.config import Config
 

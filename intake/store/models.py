@@ -284,6 +284,9 @@ class IntakeRecord(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     request_id: Mapped[int | None] = mapped_column(ForeignKey("service_requests.id"), index=True)
+    # Declared for the unit of work: a batch that opens requests and points its rows at them
+    # in one flush writes the requests first. Code reads and sets request_id.
+    request: Mapped[ServiceRequest | None] = relationship(lazy="raise")
     size: Mapped[int] = mapped_column(default=0)  # of the whole item as received
     raw: Mapped[bytes | None] = mapped_column(LargeBinary)  # a refused mail: a prefix only
     # Whether the sender was verified (a mail's DMARC verdict, a caller's PIN or attestation).
@@ -363,6 +366,7 @@ class OutboxMessage(Base):
     channel: Mapped[str] = mapped_column(String(10), default="email")  # "email" or "sms"
     purpose: Mapped[str] = mapped_column(String(30))  # "acknowledgment", ...
     request_id: Mapped[int | None] = mapped_column(ForeignKey("service_requests.id"), index=True)
+    request: Mapped[ServiceRequest | None] = relationship(lazy="raise")  # see IntakeRecord
     intake_id: Mapped[int | None] = mapped_column(ForeignKey("intake_log.id"))
     recipient: Mapped[str] = mapped_column(String(320))
     message_id: Mapped[str] = mapped_column(String(998), default="")
