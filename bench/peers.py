@@ -16,12 +16,19 @@ sessions. Its senders are registered contacts; sender checks are off, because th
 carry no signatures (django-helpdesk checks none either). Its time runs from the first
 message sent to the last acknowledgment at the relay, after one warm-up message.
 
-Runs alternate (helpdesk, gateway, helpdesk, ...) and the table shows medians.
+django-mailbox (MAILBOX_VERSION, in a virtualenv of its own beside it) imports the same
+messages from a local Maildir with its `getmail` command into its Django models on SQLite: a
+Message row for each, parsed, and nothing sent (it is an ingest library, not a desk). Its rate
+is items imported per second, from starting the command to its end, start-up included (measured
+apart and printed beside it); ours stays the end-to-end rate, acknowledgment included.
+
+Runs alternate (helpdesk, mailbox, gateway, helpdesk, ...) and the table shows medians.
 """
 
 from __future__ import annotations
 
 import argparse
+import mailbox
 import os
 import queue
 import shutil
@@ -56,6 +63,7 @@ from smtp_intake import (  # noqa: E402
 from intake.store.db import upgrade  # noqa: E402
 
 HELPDESK_VERSION = "2.6.1"
+MAILBOX_VERSION = "4.10.1"
 PEERS_DIR = Path(os.environ.get("BENCH_PEERS_DIR", Path.home() / ".cache/intake-bench-peers"))
 SESSIONS = 4
 TARGET_TIMES = 20.0
@@ -112,6 +120,21 @@ Queue.objects.create(
 """
 
 
+MAILBOX_SETTINGS = """\
+SECRET_KEY = "benchmark-only-" + "x" * 40
+INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "django_mailbox"]
+DATABASES = {{"default": {{"ENGINE": "django.db.backends.sqlite3", "NAME": "{database}"}}}}
+MEDIA_ROOT = "{media}"
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+"""
+MAILBOX_CREATE = """\
+from django_mailbox.models import Mailbox
+
+Mailbox.objects.create(name="support", uri="maildir://" + {mail_dir!r})
+"""
+
+
 def messages(count: int) -> list[tuple[str, bytes]]:
     """The benchmark's usual ~4 KB messages from the 50 senders: (sender, plain RFC 5322
     bytes), undoing the SMTP dot-stuffing and final dot of the load client's wire form."""
@@ -125,31 +148,31 @@ def messages(count: int) -> list[tuple[str, bytes]]:
 # django-helpdesk.
 
 
-def helpdesk_python() -> Path:
-    """The virtualenv with django-helpdesk, made and filled from PyPI the first time."""
-    venv = PEERS_DIR / f"django-helpdesk-{HELPDESK_VERSION}"
-    python = venv / "bin" / "python"
-    if not python.exists():
-        print(f"installing django-helpdesk {HELPDESK_VERSION} into {venv} ...", flush=True)
+def peer_python(package: str, version: str, *also: str) -> Path:
+    """The virtualenv with ``package`` (and the requirements ``also``), made and filled from
+    PyPI the first time; one whose filling did not finish is made again."""
+    venv = PEERS_DIR / f"{package}-{version}"
+    python, filled = venv / "bin" / "python", venv / "filled"
+    if not filled.exists():
+        print(f"installing {package} {version} into {venv} ...", flush=True)
+        shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        pip = [str(python), "-m", "pip", "install", "-q", f"django-helpdesk=={HELPDESK_VERSION}"]
+        pip = [str(python), "-m", "pip", "install", "-q", f"{package}=={version}", *also]
         subprocess.run(pip, check=True)
+        filled.touch()
     return python
 
 
-class Helpdesk:
-    """A Django project with django-helpdesk on SQLite, its queue reading ``mail_dir``."""
+class DjangoProject:
+    """A Django project of one settings file on SQLite, in a folder of its own, migrated."""
 
-    def __init__(self, python: Path, workdir: Path, relay_port: int) -> None:
-        self.python, self.dir = python, workdir / f"helpdesk-{uuid.uuid4().hex[:6]}"
+    def __init__(self, python: Path, workdir: Path, name: str, settings: str) -> None:
+        self.python, self.dir = python, workdir / f"{name}-{uuid.uuid4().hex[:6]}"
         self.mail_dir = self.dir / "mail"
-        self.database = self.dir / "helpdesk.sqlite3"
+        self.database = self.dir / "db.sqlite3"
         self.mail_dir.mkdir(parents=True)
-        settings = HELPDESK_SETTINGS.format(database=self.database, relay_port=relay_port)
-        (self.dir / "settings.py").write_text(settings)
-        (self.dir / "urls.py").write_text(HELPDESK_URLS)
-        self.django("migrate", "-v0")
-        self.django("shell", stdin=HELPDESK_QUEUE.format(mail_dir=str(self.mail_dir)))
+        text = settings.format(database=self.database, media=self.dir / "media")
+        (self.dir / "settings.py").write_text(text)
 
     def django(self, *args: str, stdin: str | None = None) -> None:
         env = dict(os.environ) | {"DJANGO_SETTINGS_MODULE": "settings", "PYTHONPATH": str(self.dir)}
@@ -159,13 +182,40 @@ class Helpdesk:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
 
+    def count(self, table: str) -> int:
+        with sqlite3.connect(self.database) as conn:
+            return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+class Helpdesk(DjangoProject):
+    """django-helpdesk, its queue reading the mail directory, mailing a relay on ``relay_port``."""
+
+    def __init__(self, python: Path, workdir: Path, relay_port: int) -> None:
+        settings = HELPDESK_SETTINGS.replace("{relay_port}", str(relay_port))
+        super().__init__(python, workdir, "helpdesk", settings)
+        (self.dir / "urls.py").write_text(HELPDESK_URLS)
+        self.django("migrate", "-v0")
+        self.django("shell", stdin=HELPDESK_QUEUE.format(mail_dir=str(self.mail_dir)))
+
     def drop_mail(self, mails: list[tuple[str, bytes]]) -> None:
         for i, (_, wire) in enumerate(mails):
             (self.mail_dir / f"{i:05d}.eml").write_bytes(wire)
 
-    def tickets(self) -> int:
-        with sqlite3.connect(self.database) as conn:
-            return int(conn.execute("SELECT count(*) FROM helpdesk_ticket").fetchone()[0])
+
+class Mailbox(DjangoProject):
+    """django-mailbox with one mailbox, the Maildir in the project's mail directory."""
+
+    def __init__(self, python: Path, workdir: Path) -> None:
+        super().__init__(python, workdir, "mailbox", MAILBOX_SETTINGS)
+        for folder in ("new", "cur", "tmp"):  # Maildir(create=True) makes none in a folder
+            (self.mail_dir / folder).mkdir()
+        self.maildir = mailbox.Maildir(self.mail_dir, create=False)
+        self.django("migrate", "-v0")
+        self.django("shell", stdin=MAILBOX_CREATE.format(mail_dir=str(self.mail_dir)))
+
+    def drop_mail(self, mails: list[tuple[str, bytes]]) -> None:
+        for _, wire in mails:
+            self.maildir.add(wire.replace(b"\r\n", b"\n"))
 
 
 def measure_helpdesk(
@@ -181,11 +231,30 @@ def measure_helpdesk(
         started = time.monotonic()
         desk.django("get_email")
         last = arrival_of(recorder, len(mails))
-        opened = desk.tickets()
+        opened = desk.count("helpdesk_ticket")
     shutil.rmtree(desk.dir, ignore_errors=True)
     if opened != len(mails):
         raise RuntimeError(f"django-helpdesk opened {opened} tickets for {len(mails)} messages")
     return len(mails) / (last - started), startup
+
+
+def measure_mailbox(
+    python: Path, mails: list[tuple[str, bytes]], workdir: Path
+) -> tuple[float, float]:
+    """Messages imported per second, and the `getmail` start-up on an empty Maildir."""
+    box = Mailbox(python, workdir)
+    started = time.monotonic()
+    box.django("getmail")
+    startup = time.monotonic() - started
+    box.drop_mail(mails)
+    started = time.monotonic()
+    box.django("getmail")
+    took = time.monotonic() - started
+    imported = box.count("django_mailbox_message")
+    shutil.rmtree(box.dir, ignore_errors=True)
+    if imported != len(mails):
+        raise RuntimeError(f"django-mailbox imported {imported} of {len(mails)} messages")
+    return len(mails) / took, startup
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,32 +355,54 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per side (medians)")
     _summary.add_option(parser)
     args = parser.parse_args()
-    python = helpdesk_python()
+    helpdesk_python = peer_python("django-helpdesk", HELPDESK_VERSION)
+    # django-mailbox names no Django release it needs; its classifiers end at Django 5.0.
+    mailbox_python = peer_python("django-mailbox", MAILBOX_VERSION, "Django>=4.2,<5.1")
     mails = messages(args.messages)
-    helpdesk, startups, gateway = [], [], []
+    helpdesk, mailbox_rates, startups, gateway = [], [], {"helpdesk": [], "mailbox": []}, []
     with tempfile.TemporaryDirectory(prefix="bench-peers-") as folder:
         workdir = Path(folder)
         for _ in range(args.repeat):
-            rate, startup = measure_helpdesk(python, mails, workdir)
+            rate, startup = measure_helpdesk(helpdesk_python, mails, workdir)
             helpdesk.append(rate)
-            startups.append(startup)
+            startups["helpdesk"].append(startup)
             print(f"  django-helpdesk: {rate:,.1f} msgs/s (start-up {startup:.2f} s)", flush=True)
+            rate, startup = measure_mailbox(mailbox_python, mails, workdir)
+            mailbox_rates.append(rate)
+            startups["mailbox"].append(startup)
+            print(f"  django-mailbox: {rate:,.1f} msgs/s (start-up {startup:.2f} s)", flush=True)
             gateway.append(measure_gateway(mails, workdir))
             print(f"  gateway (intake run): {gateway[-1]:,.1f} msgs/s", flush=True)
     theirs, ours = statistics.median(helpdesk), statistics.median(gateway)
+    imported = statistics.median(mailbox_rates)
     runs = f"medians of {args.repeat} runs; {os.cpu_count()} cores"
-    print(f"\n{args.messages} messages, end to end, {runs}")
-    print(f"django-helpdesk {HELPDESK_VERSION} get_email: {theirs:,.1f} msgs/s "
-          f"(its start-up {statistics.median(startups):.2f} s included)")  # fmt: skip
-    print(f"gateway, intake run's embedded defaults: {ours:,.1f} msgs/s = {ours / theirs:.1f}x")
-    figure = _summary.Figure(
-        name=f"end to end, {args.messages} messages, intake run (SQLite)",
-        value=f"{ours:,.0f} msgs/s = {ours / theirs:.1f}x",
-        reference=f"django-helpdesk {HELPDESK_VERSION} get_email {theirs:,.1f} msgs/s",
-        target=f">= {TARGET_TIMES:g}x django-helpdesk",
-        met=ours / theirs >= TARGET_TIMES,
+    print(f"\n{args.messages} messages, {runs}")
+    print(f"django-helpdesk {HELPDESK_VERSION} get_email, end to end: {theirs:,.1f} msgs/s "
+          f"(its start-up {statistics.median(startups['helpdesk']):.2f} s included)")  # fmt: skip
+    print(f"django-mailbox {MAILBOX_VERSION} getmail, import only: {imported:,.1f} msgs/s "
+          f"(its start-up {statistics.median(startups['mailbox']):.2f} s included)")  # fmt: skip
+    print(f"gateway, intake run's embedded defaults, end to end: {ours:,.1f} msgs/s")
+    print(f"  = {ours / theirs:.1f}x django-helpdesk, {ours / imported:.2f}x django-mailbox")
+    _summary.record(
+        args.summary,
+        _summary.Figure(
+            name=f"end to end, {args.messages} messages, intake run (SQLite)",
+            value=f"{ours:,.0f} msgs/s = {ours / theirs:.1f}x",
+            reference=f"django-helpdesk {HELPDESK_VERSION} get_email {theirs:,.1f} msgs/s",
+            target=f">= {TARGET_TIMES:g}x django-helpdesk",
+            met=ours / theirs >= TARGET_TIMES,
+        ),
     )
-    _summary.record(args.summary, figure)
+    _summary.record(
+        args.summary,
+        _summary.Figure(
+            name="the same, against a mail-ingest peer (import only, nothing sent)",
+            value=f"{ours:,.0f} msgs/s = {ours / imported:.2f}x",
+            reference=f"django-mailbox {MAILBOX_VERSION} getmail {imported:,.1f} msgs/s",
+            target="",
+            met=None,
+        ),
+    )
 
 
 if __name__ == "__main__":

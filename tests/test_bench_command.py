@@ -60,7 +60,6 @@ def test_a_stage_prints_its_figures_beside_their_references_in_one_table(
         assert target.startswith("the same at any history")
         assert reference.endswith("at 0")
         assert met in ("yes", "**no**")
-    assert any(row[0].startswith("a second peer:") and row[1] == "not measured" for row in rows)
     assert "$ " in (tmp_path / "ratelimit.log").read_text()
 
 
@@ -74,4 +73,4 @@ def test_a_failing_stage_fails_the_command_and_names_itself(tmp_path: Path) -> N
     assert "FAILED (exit 1)" in done.stdout
     assert "failed: web; see their logs" in done.stdout
     assert "wrk is missing" in (tmp_path / "web.log").read_text()
-    assert [row[1] for row in table_rows(done.stdout)] == ["not measured"]
+    assert table_rows(done.stdout) == []
