@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 import ssl
 import uuid
@@ -60,6 +61,12 @@ PROXY_TIMEOUT = 10  # seconds a connection has to send its PROXY header (INTAKE_
 # Real mail has lines far over RFC 5321's 1,000 (HTML from mailers, unwrapped base64): they are
 # taken up to this length rather than refused, and a longer line gets aiosmtpd's 500.
 LINE_LENGTH_LIMIT = 64 * 1024
+# A reverse or forward path as nearly every MTA writes it: <dot-atom@domain>, nothing quoted,
+# no comments, no spaces inside the brackets; then the command's parameters (no comment).
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+PLAIN_PATH = re.compile(
+    rf"<({_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>[ \t]*([^()\r\n]*)\Z"
+)
 MESSAGES_PER_SESSION = 1000
 # Each command's budget per session: a relay may hand over a thousand messages on one
 # connection, but nobody keeps it busy for ever with NOOP, HELP or VRFY (then: 421, closed).
@@ -358,6 +365,20 @@ class IntakeSMTP(SMTP):
             log.info("closing an SMTP session: %s", reply)
             transport.write(reply.encode("ascii") + b"\r\n")
             transport.close()
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's reading of a path, which runs the email package's whole address grammar
+        (and makes a class) for every MAIL and RCPT, a sixth of the door's CPU: a plain
+        ``<local@domain>`` is read by a pattern instead, to the same address and rest, and
+        anything else still goes the long way."""
+        plain = PLAIN_PATH.match(arg)
+        if plain is None:
+            address, rest = super()._getaddr(arg)
+            return address, rest
+        address, rest = plain.group(1), plain.group(2)
+        if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return address, rest
 
     async def smtp_MAIL(self, arg: str) -> None:
         # A SIZE= over the limit is refused here, before the envelope records the sender.
