@@ -75,6 +75,13 @@ STAGES = (
         "the same messages through django-helpdesk, django-mailbox and intake run",
     ),
     Stage(
+        "soak",
+        "smtp_intake.py",
+        "--db sqlite --skip-throughput --workers 1 --rate 40 --ack-seconds 120 --slices 4",
+        "--db sqlite --skip-throughput --workers 1 --rate 40 --ack-seconds 20 --slices 2",
+        "a steady 40 msgs/s on SQLite with one worker: the last slice against the first",
+    ),
+    Stage(
         "memory",
         "smtp_memory.py",
         "",

@@ -56,6 +56,7 @@ CONFIG = ROOT / "config" / "intake.toml"
 QUEUE_NAME = "intake"
 TARGET_RATIO = 0.6
 TARGET_ACK_P99 = 1.0
+TARGET_SOAK_GROWTH = 1.25  # the last slice's worker CPU an acknowledgment against the first's
 CLIENT_LIMIT = 0.8  # a client process above this share of a core may be what limits a run
 
 
@@ -469,6 +470,17 @@ class AckResult:
     late_sends: int
     worker_cpu: float
     errors: dict[str, int]
+    slices: list[Slice] = field(default_factory=list)
+
+
+@dataclass
+class Slice:
+    """One equal part of the run, by the time of the 250: its acknowledgments' latency and
+    the workers' CPU per acknowledgment while it ran (the soak's slope)."""
+
+    p50: float
+    p99: float
+    cpu_ms_per_ack: float
 
 
 def wait_for_acks(recorder: AckRecorder, expected: int, timeout: float) -> None:
@@ -503,6 +515,51 @@ def cpu_of(processes: list[subprocess.Popen]) -> float:
     return sum(process_seconds(p.pid) or 0.0 for p in processes)
 
 
+class CpuSampler:
+    """The workers' CPU seconds, read every second while a run goes on."""
+
+    def __init__(self, processes: list[subprocess.Popen]) -> None:
+        self.processes, self.samples = processes, [(time.monotonic(), cpu_of(processes))]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(1.0):
+            self.samples.append((time.monotonic(), cpu_of(self.processes)))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append((time.monotonic(), cpu_of(self.processes)))
+
+    def between(self, start: float, end: float) -> float:
+        """CPU seconds spent from ``start`` to ``end`` (to the nearest samples)."""
+        before = max((s for s in self.samples if s[0] <= start), default=self.samples[0])
+        after = min((s for s in self.samples if s[0] >= end), default=self.samples[-1])
+        return after[1] - before[1]
+
+
+def slices_of(
+    acked: list[list[Any]], latencies: list[float], count: int, cpu: CpuSampler
+) -> list[Slice]:
+    """``count`` equal slices of the run by the time of the 250."""
+    if count < 2 or not acked:
+        return []
+    first, last = acked[0][1], acked[-1][1]
+    width = (last - first) / count or 1.0
+    out = []
+    for k in range(count):
+        start, end = first + k * width, first + (k + 1) * width
+        part = [lat for (_, at), lat in zip(acked, latencies, strict=True) if start <= at < end]
+        if k == count - 1:
+            part += [lat for (_, at), lat in zip(acked, latencies, strict=True) if at == last]
+        seconds = cpu.between(start, end)
+        per_ack = seconds / len(part) * 1000 if part else float("nan")
+        out.append(Slice(percentile(part, 50), percentile(part, 99), per_ack))
+    return out
+
+
 def measure_acks(bench: Bench, db_name: str) -> AckResult:
     databases = bench.databases[db_name]
     url = databases.fresh()
@@ -528,15 +585,20 @@ def measure_acks(bench: Bench, db_name: str) -> AckResult:
                 # 8 sessions every 80 ms: 100/s, and a 60 s run stays under the door's
                 # 1,000 messages a session (past them it closes the session with 421).
                 "sessions": 8,
-                "interval": 0.08,
+                "interval": 8 / bench.args.rate,
                 "duration": bench.args.ack_seconds,
                 "run": f"ack-{uuid.uuid4().hex[:8]}",
             }
             cpu_before, wall_before = cpu_of(started), time.monotonic()
+            sampler = CpuSampler(started)
             result = run_client(spec, bench.args.timeout)
             wait_for_acks(recorder, len(result["acked"]), timeout=30)
+            sampler.stop()
             worker_cpu = (cpu_of(started) - cpu_before) / (time.monotonic() - wall_before)
             latencies, matched = ack_latencies(result["acked"], recorder)
+            acked = sorted(result["acked"], key=lambda pair: pair[1])
+            ordered = ack_latencies(acked, recorder)[0]
+            slices = slices_of(acked, ordered, bench.args.slices, sampler)
     finally:
         flush_redis()
         databases.discard(url)
@@ -555,6 +617,7 @@ def measure_acks(bench: Bench, db_name: str) -> AckResult:
         late_sends=result["late"],
         worker_cpu=worker_cpu,
         errors=result["errors"],
+        slices=slices,
     )
 
 
@@ -646,8 +709,13 @@ def summarise_throughput(results: dict[tuple[str, int], list[Run]], path: str | 
         )
 
 
-def summarise_acks(results: dict[str, AckResult], path: str | None) -> None:
+def summarise_acks(
+    results: dict[str, AckResult], path: str | None, rate: float, seconds: float
+) -> None:
     for name, r in results.items():
+        if r.slices:
+            _summarise_soak(name, r, path, rate, seconds)
+            continue
         _summary.record(
             path,
             _summary.Figure(
@@ -660,10 +728,26 @@ def summarise_acks(results: dict[str, AckResult], path: str | None) -> None:
         )
 
 
-def print_acks(results: dict[str, AckResult], seconds: float, workers: int) -> None:
+def _summarise_soak(name: str, r: AckResult, path: str | None, rate: float, seconds: float) -> None:
+    first, last = r.slices[0], r.slices[-1]
+    growth = last.cpu_ms_per_ack / first.cpu_ms_per_ack
+    last_p99, first_p99 = _summary.ms(last.p99 * 1000), _summary.ms(first.p99 * 1000)
+    _summary.record(
+        path,
+        _summary.Figure(
+            name=f"soak, {rate:g} msgs/s for {seconds:g} s, {name}: last of {len(r.slices)} slices",
+            value=f"{last.cpu_ms_per_ack:.1f} ms worker CPU an ack, p99 {last_p99}",
+            reference=f"first slice {first.cpu_ms_per_ack:.1f} ms, p99 {first_p99}",
+            target=f"the same in the last slice as in the first (<= {TARGET_SOAK_GROWTH:g}x)",
+            met=growth <= TARGET_SOAK_GROWTH,
+        ),
+    )
+
+
+def print_acks(results: dict[str, AckResult], seconds: float, workers: int, rate: float) -> None:
     print(
-        f"\nAcknowledgment latency (offered 100 msgs/s open loop, 8 sessions, for {seconds:g} s;"
-        f" {workers} RQ workers; 250 received -> acknowledgment at the relay)"
+        f"\nAcknowledgment latency (offered {rate:g} msgs/s open loop, 8 sessions, "
+        f"for {seconds:g} s; {workers} RQ workers; 250 received -> acknowledgment at the relay)"
     )
     header = (
         f"{'database':<10}{'sent':>6}{'250s':>6}{'/s':>6}{'acks':>6}{'matched':>8}"
@@ -680,10 +764,16 @@ def print_acks(results: dict[str, AckResult], seconds: float, workers: int) -> N
             f"{ms(r.smtp_p50):>9}{ms(r.smtp_p99):>9}{r.late_sends:>6}{r.worker_cpu:>8.0%}"
             f"  {verdict}" + (f"  errors {r.errors}" if r.errors else "")
         )
+    for name, r in results.items():
+        for k, part in enumerate(r.slices, 1):
+            print(
+                f"  {name} slice {k}/{len(r.slices)}: p50 {ms(part.p50)} ms, p99 {ms(part.p99)} ms,"
+                f" workers {part.cpu_ms_per_ack:.1f} ms CPU an acknowledgment"
+            )
     print(
         "/s = 250s per second achieved; acks/s = acknowledgments per second, first to last; "
         "late = sends more than one interval behind schedule (a slow 250 held the session); "
-        "workers = CPU of both workers, share of one core"
+        "workers = CPU of the workers together, share of one core"
     )
 
 
@@ -701,6 +791,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sessions", default="8,32", help="concurrencies (default 8,32)")
     parser.add_argument(
         "--ack-seconds", type=float, help="length of the acknowledgment run (default 20, --quick 5)"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=100.0, help="messages/s offered in part (c) (default 100)"
+    )
+    parser.add_argument(
+        "--slices",
+        type=int,
+        default=1,
+        help="split part (c) into this many equal slices and print each one's p99 and the "
+        "workers' CPU an acknowledgment: a soak's slope (default 1: none)",
     )
     parser.add_argument(
         "--reconnect",
@@ -810,8 +910,8 @@ def main(argv: list[str] | None = None) -> None:
             print_profiles(bench, db_names)
         if not args.skip_acks:
             results = {name: measure_acks(bench, name) for name in db_names}
-            print_acks(results, args.ack_seconds, args.workers)
-            summarise_acks(results, args.summary)
+            print_acks(results, args.ack_seconds, args.workers, args.rate)
+            summarise_acks(results, args.summary, args.rate, args.ack_seconds)
         keep = bool(os.environ.get("BENCH_KEEP_LOGS"))
     finally:
         for databases_of_one in databases.values():

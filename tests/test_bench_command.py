@@ -34,7 +34,7 @@ def test_list_names_every_stage_and_its_script() -> None:
     done = run_bench("--list")
     assert done.returncode == 0, done.stderr
     names = [line.split()[0] for line in done.stdout.splitlines()]
-    assert names == ["door", "listeners", "ivr", "web", "peers", "memory", "ratelimit"]
+    assert names == ["door", "listeners", "ivr", "web", "peers", "soak", "memory", "ratelimit"]
     for line in done.stdout.splitlines():
         script = line.split()[1].rstrip(":")
         assert (ROOT / script).is_file(), script
