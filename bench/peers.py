@@ -218,15 +218,20 @@ class Mailbox(DjangoProject):
             self.maildir.add(wire.replace(b"\r\n", b"\n"))
 
 
+def seconds_of(project: DjangoProject, command: str) -> float:
+    """How long one run of the project's management ``command`` takes, start-up included."""
+    started = time.monotonic()
+    project.django(command)
+    return time.monotonic() - started
+
+
 def measure_helpdesk(
     python: Path, mails: list[tuple[str, bytes]], workdir: Path
 ) -> tuple[float, float]:
     """Messages per second end to end, and the `get_email` start-up on an empty directory."""
     with relay() as (recorder, port):
         desk = Helpdesk(python, workdir, port)
-        started = time.monotonic()
-        desk.django("get_email")
-        startup = time.monotonic() - started
+        startup = seconds_of(desk, "get_email")
         desk.drop_mail(mails)
         started = time.monotonic()
         desk.django("get_email")
@@ -243,13 +248,9 @@ def measure_mailbox(
 ) -> tuple[float, float]:
     """Messages imported per second, and the `getmail` start-up on an empty Maildir."""
     box = Mailbox(python, workdir)
-    started = time.monotonic()
-    box.django("getmail")
-    startup = time.monotonic() - started
+    startup = seconds_of(box, "getmail")
     box.drop_mail(mails)
-    started = time.monotonic()
-    box.django("getmail")
-    took = time.monotonic() - started
+    took = seconds_of(box, "getmail")
     imported = box.count("django_mailbox_message")
     shutil.rmtree(box.dir, ignore_errors=True)
     if imported != len(mails):

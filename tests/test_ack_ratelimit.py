@@ -82,7 +82,7 @@ def test_a_transaction_reads_an_address_once_and_counts_what_it_took(db: Databas
     limit = (20, HOUR)
     with db.transaction() as session, selects_sent(db) as selects:
         first = budget_in_transaction(session, ADA, limit, verified=True)
-        take(session, first, limit)
+        take(session, first)
         again = budget_in_transaction(session, ADA, limit, verified=True)
         other_kind = budget_in_transaction(session, ADA, limit, verified=False)
     assert (first.sent, again.sent, other_kind.sent) == (5, 6, 0)

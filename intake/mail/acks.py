@@ -42,7 +42,7 @@ def acknowledge(
         _suppress(session, request, row, "unsendable", f"it cannot be written: {exc}")
         return
     session.add(outbox)
-    take(session, budget, limit)
+    take(session, budget)
 
 
 def _suppress(

@@ -373,8 +373,7 @@ class IntakeSMTP(SMTP):
         anything else still goes the long way."""
         plain = PLAIN_PATH.match(arg)
         if plain is None:
-            address, rest = super()._getaddr(arg)
-            return address, rest
+            return super()._getaddr(arg)
         address, rest = plain.group(1), plain.group(2)
         if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
             return None, None

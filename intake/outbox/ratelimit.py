@@ -24,6 +24,8 @@ from sqlalchemy.orm import Session
 from intake.store.db import transaction_scratch
 from intake.store.models import IntakeRecord, OutboxMessage, utcnow
 
+BudgetKey = tuple[str, bool, tuple[int, int]]
+
 
 @dataclass(frozen=True)
 class AckBudget:
@@ -32,6 +34,11 @@ class AckBudget:
     limit: int
     window: dt.timedelta
     verified: bool = False  # whose budget: verified senders' or unverified senders'
+
+    @property
+    def key(self) -> BudgetKey:
+        """What a transaction keeps it under: the address, whose budget, the limit."""
+        return self.address, self.verified, (self.limit, int(self.window.total_seconds()))
 
     @property
     def exhausted(self) -> bool:
@@ -81,7 +88,6 @@ def ack_budget(
 
 # Where a transaction keeps the budgets it read and the acknowledgments it wrote since.
 _TAKEN = "intake.ack_budgets"
-BudgetKey = tuple[str, bool, tuple[int, int]]
 
 
 def read_budgets(
@@ -112,7 +118,8 @@ def read_budgets(
     budgets = _budgets_of(session)
     for address, verified in wanted:
         n = min(sent.get((address, verified), 0), count)
-        budgets[(address, verified, limit)] = AckBudget(address, n, count, window, verified)
+        budget = AckBudget(address, n, count, window, verified)
+        budgets[budget.key] = budget
 
 
 def budget_in_transaction(
@@ -129,10 +136,9 @@ def budget_in_transaction(
     return budgets[key]
 
 
-def take(session: Session, budget: AckBudget, limit: tuple[int, int]) -> None:
+def take(session: Session, budget: AckBudget) -> None:
     """Count one more acknowledgment to ``budget``'s address in the transaction's budgets."""
-    key = (budget.address, budget.verified, limit)
-    _budgets_of(session)[key] = dataclasses.replace(budget, sent=budget.sent + 1)
+    _budgets_of(session)[budget.key] = dataclasses.replace(budget, sent=budget.sent + 1)
 
 
 def _budgets_of(session: Session) -> dict[BudgetKey, AckBudget]:
