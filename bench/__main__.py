@@ -77,7 +77,7 @@ STAGES = (
     Stage(
         "soak",
         "smtp_intake.py",
-        "--db sqlite --skip-throughput --workers 1 --rate 40 --ack-seconds 120 --slices 4",
+        "--db sqlite --skip-throughput --workers 1 --rate 40 --ack-seconds 60 --slices 4",
         "--db sqlite --skip-throughput --workers 1 --rate 40 --ack-seconds 20 --slices 2",
         "a steady 40 msgs/s on SQLite with one worker: the last slice against the first",
     ),

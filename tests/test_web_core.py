@@ -283,9 +283,12 @@ def test_open_requests_come_most_urgent_first(db: Database) -> None:
 
     with db.sessions() as s:
         ordered = [sr.id for sr in stats.open_requests_by_urgency(s)]
+        first = {n: [sr.id for sr in stats.open_requests_by_urgency(s, n)] for n in (1, 2, 4)}
         counts = stats.open_counts(s, now)
 
     assert ordered == [acknowledged.id, late.id, soon.id, answered.id]
+    # Each status is read on its own up to the limit, and the few rows merged in order.
+    assert first == {n: ordered[:n] for n in (1, 2, 4)}
     assert counts.breached == {2: 1, 3: 1}
     assert counts.awaiting == {1: 1, 2: 1}
     assert counts.open == {1: 1, 2: 1, 3: 2}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select, text
+from sqlalchemy import ColumnElement, and_, false, func, literal, or_, select, text
 from sqlalchemy.orm import Session
 
 from intake.store.models import (
@@ -30,6 +30,10 @@ WORD = re.compile(r"\w+")
 MAX_WORDS = 20  # a query of more words is a paste, not a search; the rest add nothing
 MESSAGE = text("'message'")  # a constant, as in the index's WHERE, so the planner can use it
 FEW_MATCHES = 2000  # up to this many, matches are looked up by key (see _full_text_condition)
+RECENT = 500  # the newest requests a word is looked for in first
+# Matches among them that make a word common: a full page of the request list (50) and the
+# row that shows there is another, so that the newest-first scan fills the page within them.
+COMMON = 51
 
 
 def contains(column: Any, fragment: str) -> ColumnElement[bool]:
@@ -64,8 +68,10 @@ def words_condition(session: Session, query: str) -> ColumnElement[bool]:
 
 
 def _full_text_condition(session: Session, words: list[str]) -> ColumnElement[bool]:
-    """PostgreSQL cannot tell how many requests hold a word (it guesses 2% for any prefix), so
-    the matches are counted first, up to FEW_MATCHES, from the words' indexes. Few: the
+    """PostgreSQL cannot tell how many requests hold a word (it guesses 2% for any prefix).
+    A word common among the newest requests is looked for newest first, row by row: a page is
+    found within them. Otherwise the matches are counted, up to FEW_MATCHES, from the words'
+    indexes (whose scan reads every match, so it is left for the rarer words). Few: the
     condition names them, and the planner looks each up by its key. Many: the requests, newest
     first, are tested one by one, and a page is found within the first few thousand."""
     # Each word a prefix ('expor' finds 'export'); \w+ words hold no tsquery syntax.
@@ -74,11 +80,28 @@ def _full_text_condition(session: Session, words: list[str]) -> ColumnElement[bo
     in_messages = select(RequestEvent.request_id).where(
         RequestEvent.type == MESSAGE, message_text_vector().op("@@")(tsquery)
     )
+    newest_first = or_(request_text_vector().op("@@")(tsquery), ServiceRequest.id.in_(in_messages))
+    if _common_among_recent(session, tsquery):
+        return newest_first
     # UNION ALL, not OR: each half is a scan of its own index, and the count stops early.
     found = session.scalars(in_requests.union_all(in_messages).limit(FEW_MATCHES + 1)).all()
     if len(found) <= FEW_MATCHES:
         return ServiceRequest.id.in_(sorted(set(found))) if found else false()
-    return or_(request_text_vector().op("@@")(tsquery), ServiceRequest.id.in_(in_messages))
+    return newest_first
+
+
+def _common_among_recent(session: Session, tsquery: ColumnElement[Any]) -> bool:
+    """At least COMMON of the RECENT newest requests hold the words in their own text (the
+    scan stops at the COMMON-th)."""
+    recent = (
+        select(ServiceRequest.subject, ServiceRequest.description)
+        .order_by(ServiceRequest.created_at.desc(), ServiceRequest.id.desc())
+        .limit(RECENT)
+        .subquery()
+    )
+    vector = request_text_vector(recent.c.subject, recent.c.description)
+    matches = select(literal(1)).select_from(recent).where(vector.op("@@")(tsquery)).limit(COMMON)
+    return len(session.scalars(matches).all()) >= COMMON
 
 
 def _word_condition(word: str) -> ColumnElement[bool]:

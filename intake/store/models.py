@@ -26,7 +26,13 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    InstrumentedAttribute,
+    Mapped,
+    mapped_column,
+    relationship,
+)
 
 # SQLite has no 64-bit identity type of its own; INTEGER PRIMARY KEY is its rowid.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -306,9 +312,13 @@ class IntakeRecord(Base):
 SEARCH_CONFIG = text("'simple'::regconfig")
 
 
-def request_text_vector() -> ColumnElement[Any]:
-    """The words of a request: its subject and description."""
-    return _words(ServiceRequest.subject).op("||")(_words(ServiceRequest.description))
+def request_text_vector(
+    subject: ColumnElement[str] | InstrumentedAttribute[str] = ServiceRequest.subject,
+    description: ColumnElement[str] | InstrumentedAttribute[str] = ServiceRequest.description,
+) -> ColumnElement[Any]:
+    """The words of a request: its subject and description (the columns of ServiceRequest, or
+    of a subquery that selects them)."""
+    return _words(subject).op("||")(_words(description))
 
 
 def message_text_vector() -> ColumnElement[Any]:
