@@ -10,9 +10,14 @@ from collections.abc import Mapping
 
 from flask import Flask
 
-from intake.requests.refused import OPEN_STATUSES
 from intake.store.intake_log import OUTCOME_WORDS, reason_in_words
-from intake.store.models import RequestEvent, ServiceRequest, format_request_number, utcnow
+from intake.store.models import (
+    OPEN_STATUSES,
+    RequestEvent,
+    ServiceRequest,
+    format_request_number,
+    utcnow,
+)
 from intake.workflows.goal import clock_start, goal_of
 from web import services, timefmt
 

@@ -1,4 +1,4 @@
-"""A staff action that cannot be done, and the statuses in which a request is still open.
+"""A staff action that cannot be done.
 
 Below the workflows and the quarantine alike, so both raise the same refusal, which the web
 layer turns into 404, 409 or 422.
@@ -9,8 +9,6 @@ from __future__ import annotations
 from typing import Literal
 
 from intake.errors import IntakeError
-
-OPEN_STATUSES = ("new", "acknowledged", "in_progress")
 
 RefusalKind = Literal["not_found", "conflict", "invalid"]
 

@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session
 from intake.outbox.sms import SMS_CHANNEL
 from intake.policy import Policy
 from intake.requests.opening import add_event
-from intake.store.models import OutboxMessage, ServiceRequest, utcnow
+from intake.store.models import OPEN_STATUSES, OutboxMessage, ServiceRequest, utcnow
 from intake.workflows import alerts
 from intake.workflows.config import WorkflowConfig
 from intake.workflows.desk import Desk
-from intake.workflows.goal import OPEN_STATUSES, clock_start
+from intake.workflows.goal import clock_start
 from intake.workflows.outgoing import mail_to_staff
 
 BREACH = 100  # percent: the goal itself

@@ -17,11 +17,10 @@ from sqlalchemy.orm import Session
 
 from intake.policy import Policy
 from intake.requests.opening import add_event
-from intake.store.models import ServiceRequest
+from intake.store.models import OPEN_STATUSES, ServiceRequest
 from intake.workflows.config import WorkflowConfig
 
 GoalState = Literal["pending", "met", "breached"]
-OPEN_STATUSES = ("new", "acknowledged", "in_progress")
 
 
 @dataclass(frozen=True)

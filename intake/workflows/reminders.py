@@ -14,11 +14,10 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from intake.requests.opening import add_event
-from intake.store.models import ServiceRequest
+from intake.store.models import OPEN_STATUSES, ServiceRequest
 from intake.workflows import alerts
 from intake.workflows.breach_watch import notification_recipient
 from intake.workflows.desk import Desk
-from intake.workflows.goal import OPEN_STATUSES
 from intake.workflows.outgoing import mail_to_staff
 
 BATCH = 500

@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session
 
 from intake.policy import SEVERITIES, Policy
 from intake.requests.opening import add_event
-from intake.requests.refused import OPEN_STATUSES, ActionRefused
+from intake.requests.refused import ActionRefused
 from intake.store.models import (
+    OPEN_STATUSES,
     RequestEvent,
     ServiceRequest,
     StaffUser,

@@ -13,8 +13,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from intake.requests.opening import add_event
-from intake.requests.refused import OPEN_STATUSES, ActionRefused
-from intake.store.models import Contact, ContactEmail, ContactTransfer, ServiceRequest, utcnow
+from intake.requests.refused import ActionRefused
+from intake.store.models import (
+    OPEN_STATUSES,
+    Contact,
+    ContactEmail,
+    ContactTransfer,
+    ServiceRequest,
+    utcnow,
+)
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,14 @@ from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response
 
-from intake.requests.refused import OPEN_STATUSES, ActionRefused
+from intake.requests.refused import ActionRefused
 from intake.store.contacts import find_contact_by_id
-from intake.store.models import ServiceRequest, format_request_number, parse_request_number
+from intake.store.models import (
+    OPEN_STATUSES,
+    ServiceRequest,
+    format_request_number,
+    parse_request_number,
+)
 from intake.workflows.desk import Desk, desk_for
 from web import services
 from web.portal import actions, sign_in
