@@ -26,7 +26,7 @@ from intake.store.db import Database
 from intake.store.models import Contact, PinFailure, PinLockout, utcnow
 from tests.helpers import Relay, add_contact
 from tests.twilio_driver import Describe, HangUp, Keys, Phone, serve_phone
-from voice.callers import check_pin, describe_lockout
+from voice.callers import check_pin, describe_lockout, verify_pin_ahead
 
 HEDY = "+14155550123"
 HEDY_KEYS = HEDY.lstrip("+") + "#"
@@ -381,3 +381,29 @@ def test_the_voice_examples_of_the_readme_and_the_config_file_load() -> None:
     commented = config[config.index("# [voice]") :].split("\n\n")[0]
     uncommented = "\n".join(line.removeprefix("# ") for line in commented.splitlines())
     assert load_policy(tomllib.loads(uncommented)).voice == VoicePolicy()
+
+
+def test_pin_verdicts_worked_out_ahead_count_only_for_the_hash_they_were_made_for(
+    db: Database,
+) -> None:
+    """The step hashes the PIN before its writing transaction; if the contact's PIN changed in
+    between, the verdict of the old hash is set aside and the new one is checked."""
+    contact_id = add_contact(db, "hedy@acme.example", name="Hedy Lamarr", phone=HEDY)
+    with db.transaction() as session:
+        session.get_one(Contact, contact_id).pin_hash = hash_pin(PIN)
+    voice = VoicePolicy(pin_failures_per_hour=1000, pin_failures_per_number_per_hour=1000)
+    caller, now = "+16285550001", utcnow()
+    with db.sessions() as session:
+        ahead = verify_pin_ahead(session, caller, HEDY, PIN, now=now)
+    assert list(ahead.values()) == [True]
+    with db.transaction() as session:
+        checked = check_pin(session, caller, HEDY, PIN, now=now, voice=voice, verdicts=ahead)
+        assert checked.contact is not None and checked.contact.id == contact_id
+        session.get_one(Contact, contact_id).pin_hash = hash_pin("8642")  # a new PIN is set
+    with db.transaction() as session:
+        checked = check_pin(session, caller, HEDY, PIN, now=now, voice=voice, verdicts=ahead)
+        assert checked.contact is None  # the old hash's verdict no longer counts
+        # Nor would a verdict against it: the new PIN is checked against the new hash.
+        against = {key: False for key in ahead}
+        checked = check_pin(session, caller, HEDY, "8642", now=now, voice=voice, verdicts=against)
+        assert checked.contact is not None

@@ -5,10 +5,13 @@ on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import threading
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy.orm import Session
 
 from intake.accounts.credentials import hash_pin
 from intake.settings import Settings
@@ -25,6 +28,8 @@ from tests.twilio_driver import (
     Speech,
     serve_phone,
 )
+from voice import callers
+from voice.context import VoiceContext
 
 ADA = "+14155550101"
 DESCRIPTION = "Since nine every export fails with error seventeen and nobody can work"
@@ -114,6 +119,43 @@ def test_a_caller_not_named_by_the_caller_id_gives_number_and_pin(
     assert call.session().identified_by == "pin"
     (row,) = phone.intake()
     assert (row.sender, row.outcome) == (ADA, "accepted")
+
+
+def test_the_pin_is_hashed_outside_the_writing_transaction(
+    phone: Phone, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PIN's hash costs tens of milliseconds by design: it is worked out before the step's
+    writing transaction (on SQLite the process's one writer, which every other call's step
+    waits for), and the transaction uses the verdict."""
+    contact_id = add_caller(phone)
+    writing = threading.local()
+    open_transaction = VoiceContext.transaction
+
+    @contextlib.contextmanager
+    def noted_transaction(self: VoiceContext) -> Iterator[Session]:
+        writing.open = True
+        try:
+            with open_transaction(self) as session:
+                yield session
+        finally:
+            writing.open = False
+
+    hashed_in_transaction: list[bool] = []
+    verify = callers.verify_secret
+
+    def noted_verify(secret: str, stored: str) -> bool:
+        hashed_in_transaction.append(getattr(writing, "open", False))
+        return verify(secret, stored)
+
+    monkeypatch.setattr(VoiceContext, "transaction", noted_transaction)
+    monkeypatch.setattr(callers, "verify_secret", noted_verify)
+    call = phone.call(
+        "anonymous", Keys("14155550101#"), Keys("4321#"), Keys("3"), Describe(DESCRIPTION)
+    )
+    call.finish()
+    assert call.session().identified_by == "pin"
+    assert [r.contact_id for r in phone.requests()] == [contact_id]
+    assert hashed_in_transaction == [False]
 
 
 def test_three_wrong_pins_end_the_call_and_lock_the_pin(phone: Phone) -> None:

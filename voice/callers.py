@@ -20,6 +20,7 @@ each lock of the same scope within a day. While locked, no PIN is checked at all
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
@@ -87,24 +88,58 @@ def budget_scope(caller: str) -> str:
     return normalise_phone(caller) or WITHHELD
 
 
+# Whether a PIN matched a contact's PIN hash, by (contact id, hash): worked out ahead.
+PinVerdicts = Mapping[tuple[int, str], bool]
+
+
+def verify_pin_ahead(
+    session: Session, caller: str, phone: str, pin: str, *, now: dt.datetime
+) -> PinVerdicts:
+    """Whether ``pin`` matches each PIN registered with ``phone``, read without a lock before
+    the step's writing transaction: the hash's deliberate work (tens of milliseconds each)
+    then holds no lock that other calls wait on (on SQLite, the one writer). Nothing while PIN
+    entry is locked for ``caller``, and nothing for a locked contact, as in check_pin, which
+    checks again any PIN whose contact or hash changed in between."""
+    if not phone or not pin or active_lockout(session, budget_scope(caller), now) is not None:
+        return {}
+    return {
+        (c.id, c.pin_hash): verify_secret(pin, c.pin_hash)
+        for c in contacts_with_phone(session, phone)
+        if c.pin_hash and not pin_locked(c, now)
+    }
+
+
 def check_pin(
-    session: Session, caller: str, phone: str, pin: str, *, now: dt.datetime, voice: VoicePolicy
+    session: Session,
+    caller: str,
+    phone: str,
+    pin: str,
+    *,
+    now: dt.datetime,
+    voice: VoicePolicy,
+    verdicts: PinVerdicts | None = None,
 ) -> PinCheck:
     """The contact registered with ``phone`` whose PIN is ``pin``; or a failure noted against
     the number's contacts and the budgets (which may lock PIN entry); or, while PIN entry is
-    locked for ``caller``, the lockout, with nothing checked."""
+    locked for ``caller``, the lockout, with nothing checked. ``verdicts`` (verify_pin_ahead)
+    spare the hashing of the PINs they cover."""
     scope = budget_scope(caller)
     locked = active_lockout(session, scope, now)
     if locked is not None:
         return PinCheck(lockout=locked)
     candidates = contacts_with_phone(session, phone, for_update=True) if phone else []
     unlocked = [c for c in candidates if not pin_locked(c, now)]
-    matching = [c for c in unlocked if c.pin_hash and verify_secret(pin, c.pin_hash)]
+    matching = [c for c in unlocked if c.pin_hash and _pin_matches(c, pin, verdicts or {})]
     if len(matching) == 1:
         return PinCheck(contact=_accepted(matching[0], pin))
     for contact in unlocked:
         _note_failure(contact, now)
     return PinCheck(lockout=_count_failure(session, scope, phone, now, voice))
+
+
+def _pin_matches(contact: Contact, pin: str, verdicts: PinVerdicts) -> bool:
+    known = verdicts.get((contact.id, contact.pin_hash or ""))
+    return known if known is not None else verify_secret(pin, contact.pin_hash or "")
 
 
 def _accepted(contact: Contact, pin: str) -> Contact:

@@ -8,6 +8,7 @@ the call for a retry. The TwiML is answered as soon as the transaction commits; 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 
@@ -97,7 +98,8 @@ def phone() -> Response:
 
 @bp.post("/pin")
 def pin() -> Response:
-    return answer_step(steps.take_pin)
+    verdicts = steps.pin_verdicts(voice_context(), request.form)  # the hashing, outside the lock
+    return answer_step(functools.partial(steps.take_pin, verdicts=verdicts))
 
 
 @bp.post("/category")

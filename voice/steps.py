@@ -32,6 +32,7 @@ from intake.store.models import (
     PinLockout,
     ServiceRequest,
     format_request_number,
+    utcnow,
 )
 from intake.workflows.phone import record_call_outcome
 from voice import prompts
@@ -47,12 +48,14 @@ from voice.call_input import (
 from voice.call_outcomes import accept_call, note_recording, page_engineers
 from voice.callers import (
     PIN_TRIES_PER_CALL,
+    PinVerdicts,
     check_pin,
     describe_lockout,
     identify_by_caller_id,
     strongly_identified,
+    verify_pin_ahead,
 )
-from voice.calls import caller_number, note_on_intake_row, record_call
+from voice.calls import caller_number, find_call, note_on_intake_row, record_call
 from voice.context import VoiceContext
 from voice.enqueue import enqueue_intake, enqueue_outbox_rows
 
@@ -158,14 +161,20 @@ def take_phone(step: Step) -> None:
     step.move("identify_pin")
 
 
-def take_pin(step: Step) -> None:
+def take_pin(step: Step, verdicts: PinVerdicts | None = None) -> None:
     keys, call = keys_only(step.value("Digits")), step.call
     if not keys:
         unanswered(step)
         return
     voice = step.vc.policy.voice
     checked = check_pin(
-        step.session, call.caller, call.entered_phone, keys, now=step.now, voice=voice
+        step.session,
+        call.caller,
+        call.entered_phone,
+        keys,
+        now=step.now,
+        voice=voice,
+        verdicts=verdicts,
     )
     if checked.contact is not None:
         _identified(step, checked.contact, "pin")
@@ -179,6 +188,17 @@ def take_pin(step: Step) -> None:
         step.move("identify_phone")
         return
     _unidentified(step)
+
+
+def pin_verdicts(vc: VoiceContext, form: Mapping[str, str]) -> PinVerdicts:
+    """The PIN typed, checked against the PINs of the number the call entered before the
+    step's writing transaction (see verify_pin_ahead); nothing for a call not found."""
+    with vc.db.sessions() as session:
+        call = find_call(session, form.get("CallSid", ""), lock=False)
+        if call is None:
+            return {}
+        pin = keys_only(form.get("Digits", "").strip())
+        return verify_pin_ahead(session, call.caller, call.entered_phone, pin, now=utcnow())
 
 
 def _unidentified(step: Step) -> None:
