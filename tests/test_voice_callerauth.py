@@ -404,6 +404,6 @@ def test_pin_verdicts_worked_out_ahead_count_only_for_the_hash_they_were_made_fo
         checked = check_pin(session, caller, HEDY, PIN, now=now, voice=voice, verdicts=ahead)
         assert checked.contact is None  # the old hash's verdict no longer counts
         # Nor would a verdict against it: the new PIN is checked against the new hash.
-        against = {key: False for key in ahead}
+        against = dict.fromkeys(ahead, False)
         checked = check_pin(session, caller, HEDY, "8642", now=now, voice=voice, verdicts=against)
         assert checked.contact is not None
