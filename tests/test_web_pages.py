@@ -43,6 +43,13 @@ XSS = (
 ESCAPED_XSS = "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&lt;img src=x onerror="
 
 
+@pytest.fixture(autouse=True)
+def fresh_word_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's words are looked at afresh: the tests' databases share one URL, and what the
+    search remembers of a word (whether it is common) would carry over from test to test."""
+    monkeypatch.setattr(search, "_commonness", {})
+
+
 @pytest.fixture
 def app(settings: Settings, db: Database, redis_client: redis.Redis) -> Flask:
     add_staff(db, "alice", PASSWORD)
@@ -439,6 +446,14 @@ def test_a_word_common_among_the_newest_requests_is_not_counted_from_the_index(
             assert "ix_service_requests_text" not in plan, plan
             found = session.scalars(select(ServiceRequest.id).where(condition)).all()
             assert sorted(found) == [sr.id for sr in made if "stutter" in sr.subject]
+            # Asked again (the next page): remembered, not looked at again, for a while.
+            with selects_sent(database) as sent:
+                search.words_condition(session, "stutter")
+            assert sent == []
+            monkeypatch.setattr(search, "COMMON_MEMORY", 0.0)
+            with selects_sent(database) as sent:
+                search.words_condition(session, "stutter")
+            assert len(sent) == 1
             # Fewer matches than COMMON among the newest: counted from the index as before.
             with selects_sent(database) as sent:
                 search.words_condition(session, "billing")

@@ -10,6 +10,8 @@ there the same columns are read with LIKE, which finds the same rows on a smalle
 from __future__ import annotations
 
 import re
+import threading
+import time
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, func, literal, or_, select, text
@@ -34,6 +36,12 @@ RECENT = 500  # the newest requests a word is looked for in first
 # Matches among them that make a word common: a full page of the request list (50) and the
 # row that shows there is another, so that the newest-first scan fills the page within them.
 COMMON = 51
+# How long a process remembers whether words are common (a search paged through, or asked
+# again, looks once). Only the way of searching depends on it: both ways find the same rows.
+COMMON_MEMORY = 60.0  # seconds
+COMMON_REMEMBERED = 1000  # words remembered at most; past that the memory starts afresh
+_commonness: dict[tuple[str, str], tuple[float, bool]] = {}
+_commonness_lock = threading.Lock()
 
 
 def contains(column: Any, fragment: str) -> ColumnElement[bool]:
@@ -81,7 +89,7 @@ def _full_text_condition(session: Session, words: list[str]) -> ColumnElement[bo
         RequestEvent.type == MESSAGE, message_text_vector().op("@@")(tsquery)
     )
     newest_first = or_(request_text_vector().op("@@")(tsquery), ServiceRequest.id.in_(in_messages))
-    if _common_among_recent(session, tsquery):
+    if _common_among_recent(session, words, tsquery):
         return newest_first
     # UNION ALL, not OR: each half is a scan of its own index, and the count stops early.
     found = session.scalars(in_requests.union_all(in_messages).limit(FEW_MATCHES + 1)).all()
@@ -90,7 +98,24 @@ def _full_text_condition(session: Session, words: list[str]) -> ColumnElement[bo
     return newest_first
 
 
-def _common_among_recent(session: Session, tsquery: ColumnElement[Any]) -> bool:
+def _common_among_recent(session: Session, words: list[str], tsquery: ColumnElement[Any]) -> bool:
+    """At least COMMON of the RECENT newest requests hold the words in their own text, as
+    this process found within the last COMMON_MEMORY seconds, or as counted now."""
+    key = (str(session.get_bind().engine.url), " ".join(words))
+    now = time.monotonic()
+    with _commonness_lock:
+        remembered = _commonness.get(key)
+    if remembered is not None and now - remembered[0] < COMMON_MEMORY:
+        return remembered[1]
+    common = _count_common_among_recent(session, tsquery)
+    with _commonness_lock:
+        if len(_commonness) >= COMMON_REMEMBERED:
+            _commonness.clear()
+        _commonness[key] = (now, common)
+    return common
+
+
+def _count_common_among_recent(session: Session, tsquery: ColumnElement[Any]) -> bool:
     """At least COMMON of the RECENT newest requests hold the words in their own text (the
     scan stops at the COMMON-th)."""
     recent = (
