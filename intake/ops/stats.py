@@ -3,9 +3,8 @@
 Every query here is shaped to stay cheap on millions of rows: time windows are ranges over
 the (received_at, id) and (created_at, id) indexes, open requests are counted from a partial
 index of the open requests alone, and listed from (status, response_due_at), one status at a
-time. The
-few expressions that differ between PostgreSQL and SQLite (hour buckets, seconds between two
-times) are built per dialect.
+time. The few expressions that differ between PostgreSQL and SQLite (hour buckets, seconds
+between two times) are built per dialect.
 
 A request's response goal is met by a person's response (``goal_met_at``, see
 intake.workflows.goal), never by the acknowledgment; an open request past ``response_due_at``
