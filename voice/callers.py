@@ -100,12 +100,12 @@ def verify_pin_ahead(
     then holds no lock that other calls wait on (on SQLite, the one writer). Nothing while PIN
     entry is locked for ``caller``, and nothing for a locked contact, as in check_pin, which
     checks again any PIN whose contact or hash changed in between."""
-    if not phone or not pin or active_lockout(session, budget_scope(caller), now) is not None:
+    if not pin or active_lockout(session, budget_scope(caller), now) is not None:
         return {}
     return {
         (c.id, c.pin_hash): verify_secret(pin, c.pin_hash)
-        for c in contacts_with_phone(session, phone)
-        if c.pin_hash and not pin_locked(c, now)
+        for c in _checked_contacts(session, phone, now)
+        if c.pin_hash
     }
 
 
@@ -127,14 +127,22 @@ def check_pin(
     locked = active_lockout(session, scope, now)
     if locked is not None:
         return PinCheck(lockout=locked)
-    candidates = contacts_with_phone(session, phone, for_update=True) if phone else []
-    unlocked = [c for c in candidates if not pin_locked(c, now)]
+    unlocked = _checked_contacts(session, phone, now, for_update=True)
     matching = [c for c in unlocked if c.pin_hash and _pin_matches(c, pin, verdicts or {})]
     if len(matching) == 1:
         return PinCheck(contact=_accepted(matching[0], pin))
     for contact in unlocked:
         _note_failure(contact, now)
     return PinCheck(lockout=_count_failure(session, scope, phone, now, voice))
+
+
+def _checked_contacts(
+    session: Session, phone: str, now: dt.datetime, *, for_update: bool = False
+) -> list[Contact]:
+    """The contacts whose PINs a PIN typed for ``phone`` is checked against: those registered
+    with it whose PIN is not locked."""
+    candidates = contacts_with_phone(session, phone, for_update=for_update) if phone else []
+    return [c for c in candidates if not pin_locked(c, now)]
 
 
 def _pin_matches(contact: Contact, pin: str, verdicts: PinVerdicts) -> bool:

@@ -197,7 +197,7 @@ def pin_verdicts(vc: VoiceContext, form: Mapping[str, str]) -> PinVerdicts:
         call = find_call(session, form.get("CallSid", ""), lock=False)
         if call is None:
             return {}
-        pin = keys_only(form.get("Digits", "").strip())
+        pin = keys_only(form.get("Digits", ""))
         return verify_pin_ahead(session, call.caller, call.entered_phone, pin, now=utcnow())
 
 

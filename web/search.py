@@ -40,7 +40,7 @@ COMMON = 51
 # again, looks once). Only the way of searching depends on it: both ways find the same rows.
 COMMON_MEMORY = 60.0  # seconds
 COMMON_REMEMBERED = 1000  # words remembered at most; past that the memory starts afresh
-_commonness: dict[tuple[str, str], tuple[float, bool]] = {}
+_commonness: dict[str, tuple[float, bool]] = {}  # the words: when looked at, and whether common
 _commonness_lock = threading.Lock()
 
 
@@ -84,13 +84,13 @@ def _full_text_condition(session: Session, words: list[str]) -> ColumnElement[bo
     first, are tested one by one, and a page is found within the first few thousand."""
     # Each word a prefix ('expor' finds 'export'); \w+ words hold no tsquery syntax.
     tsquery = func.to_tsquery(SEARCH_CONFIG, " & ".join(f"'{word}':*" for word in words))
-    in_requests = select(ServiceRequest.id).where(request_text_vector().op("@@")(tsquery))
     in_messages = select(RequestEvent.request_id).where(
         RequestEvent.type == MESSAGE, message_text_vector().op("@@")(tsquery)
     )
     newest_first = or_(request_text_vector().op("@@")(tsquery), ServiceRequest.id.in_(in_messages))
     if _common_among_recent(session, words, tsquery):
         return newest_first
+    in_requests = select(ServiceRequest.id).where(request_text_vector().op("@@")(tsquery))
     # UNION ALL, not OR: each half is a scan of its own index, and the count stops early.
     found = session.scalars(in_requests.union_all(in_messages).limit(FEW_MATCHES + 1)).all()
     if len(found) <= FEW_MATCHES:
@@ -101,7 +101,7 @@ def _full_text_condition(session: Session, words: list[str]) -> ColumnElement[bo
 def _common_among_recent(session: Session, words: list[str], tsquery: ColumnElement[Any]) -> bool:
     """At least COMMON of the RECENT newest requests hold the words in their own text, as
     this process found within the last COMMON_MEMORY seconds, or as counted now."""
-    key = (str(session.get_bind().engine.url), " ".join(words))
+    key = " ".join(words)
     now = time.monotonic()
     with _commonness_lock:
         remembered = _commonness.get(key)
